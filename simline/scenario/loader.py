@@ -1,0 +1,228 @@
+"""Scenario files in, a validated :class:`Scenario` out, or a :class:`ScenarioError` that says where and why."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import types
+import typing
+from pathlib import Path as FsPath
+from typing import Any, Union
+
+from pydantic import BaseModel, ValidationError
+
+from simline.errors import Issue, ScenarioError
+from simline.scenario.checks import check_scenario
+from simline.scenario.model import Scenario
+from simline.scenario.orders import OrderBook
+from simline.scenario.yamlsource import LineMap, YamlProblem, _dotted, read_yaml
+
+__all__ = ["load_scenario", "parse_scenario", "scenario_from_data"]
+
+Path = tuple[str | int, ...]
+_MAX_BOOK_ROWS = 200_000
+
+
+def load_scenario(path: str | FsPath) -> Scenario:
+    """Read, validate and cross-check a scenario file.
+
+    Raises:
+        ScenarioError: The file cannot be read or is invalid; every problem found is listed with its line.
+    """
+    file = FsPath(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(str(file), [Issue("", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(file), [Issue("", f"cannot read the file: {exc}")]) from None
+    return parse_scenario(text, source=str(file), base_dir=file.parent)
+
+
+def parse_scenario(text: str, source: str = "<string>", base_dir: FsPath | None = None) -> Scenario:
+    """Validate scenario YAML text; ``base_dir`` resolves an order book file.
+
+    Raises:
+        ScenarioError: Every problem found, each with its YAML path and line.
+    """
+    try:
+        data, lines = read_yaml(text)
+    except YamlProblem as exc:
+        raise ScenarioError(source, [exc.issue]) from None
+    return scenario_from_data(data, source, lines, base_dir)
+
+
+def scenario_from_data(
+    data: Any, source: str = "<data>", lines: LineMap | None = None, base_dir: FsPath | None = None
+) -> Scenario:
+    """Validate already-parsed scenario data (e.g. a scenario with an overlay applied).
+
+    Raises:
+        ScenarioError: Every problem found.
+    """
+    lines = lines or {}
+    if not isinstance(data, dict):
+        raise ScenarioError(source, [Issue("", "a scenario is a mapping of keys (name, products, stations, ...)")])
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(source, [_issue_from(err, data, lines) for err in exc.errors()]) from None
+    if isinstance(scenario.orders, OrderBook) and scenario.orders.file is not None:
+        scenario = _with_book(scenario, source, base_dir or FsPath("."), lines)
+    problems = check_scenario(scenario)
+    if problems:
+        raise ScenarioError(source, [_issue_at(path, msg, lines) for path, msg in problems])
+    return scenario
+
+
+def _issue_at(path: Path, message: str, lines: LineMap) -> Issue:
+    probe = path
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    return Issue(_dotted(path), message, lines.get(probe))
+
+
+def _issue_from(err: Any, data: Any, lines: LineMap) -> Issue:
+    path: list[str | int] = []
+    node = data
+    model_path: list[str | int] = []
+    for part in err["loc"]:
+        model_path.append(part)
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        # else: a union tag or validator name pydantic adds to the location; not part of the YAML path
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = path[-1] if path else "?"
+        allowed = _allowed_keys(model_path[:-1])
+        hint = ""
+        if allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint += f"; allowed here: {', '.join(allowed)}"
+        message = f"unknown key '{key}'{hint}"
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind == "union_tag_invalid":
+        message = f"{err['msg']}"
+    else:
+        shown = err.get("input")
+        got = "" if isinstance(shown, dict | list) else f" (got {shown!r})"
+        message = f"{err['msg']}{got}"
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+    return _issue_at(tuple(path), message, lines)
+
+
+def _allowed_keys(loc: list[str | int]) -> list[str]:
+    tp: Any = Scenario
+    for part in loc:
+        tp = _step(tp, part)
+        if tp is None:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return list(tp.model_fields)
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _step(tp: Any, part: str | int) -> Any:
+    tp = _unwrap(tp)
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        members = [_unwrap(m) for m in typing.get_args(tp) if m is not type(None)]
+        for m in members:
+            if isinstance(m, type) and issubclass(m, BaseModel):
+                kind = m.model_fields.get("kind")
+                if kind is not None and typing.get_args(kind.annotation) == (part,):
+                    return m
+        models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+        tp = models[0] if len(models) == 1 else (members[0] if len(members) == 1 else None)
+        if tp is None:
+            return None
+        return _step(tp, part)
+    if origin is list:
+        return typing.get_args(tp)[0] if isinstance(part, int) else None
+    if origin is dict:
+        return typing.get_args(tp)[1]
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        field = tp.model_fields.get(str(part))
+        return field.annotation if field is not None else None
+    return None
+
+
+def _with_book(scenario: Scenario, source: str, base_dir: FsPath, lines: LineMap) -> Scenario:
+    book = scenario.orders
+    assert isinstance(book, OrderBook) and book.file is not None
+    file = (base_dir / book.file).resolve()
+    where: Path = ("orders", "file")
+    try:
+        with file.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = set(reader.fieldnames or ())
+            needed = {"release_hour", "family"}
+            known = {"order_id", "release_hour", "due_hour", "family", "options", "quantity"}
+            if not needed <= columns:
+                msg = f"{book.file}: needs columns {', '.join(sorted(needed))} (has: {', '.join(sorted(columns))})"
+                raise ScenarioError(source, [_issue_at(where, msg, lines)])
+            if columns - known:
+                extra = ", ".join(sorted(columns - known))
+                raise ScenarioError(
+                    source, [_issue_at(where, f"{book.file}: unknown columns {extra} (known: {', '.join(sorted(known))})", lines)]
+                )
+            rows: list[dict[str, Any]] = []
+            issues: list[Issue] = []
+            for number, raw in enumerate(reader, start=2):
+                if len(rows) >= _MAX_BOOK_ROWS:
+                    raise ScenarioError(source, [_issue_at(where, f"{book.file}: more than {_MAX_BOOK_ROWS} orders", lines)])
+                row, problem = _book_row(raw)
+                if problem:
+                    issues.append(_issue_at(where, f"{book.file} line {number}: {problem}", lines))
+                else:
+                    rows.append(row)
+    except FileNotFoundError:
+        raise ScenarioError(source, [_issue_at(where, f"order book '{book.file}' not found (looked in {file.parent})", lines)]) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ScenarioError(source, [_issue_at(where, f"cannot read order book '{book.file}': {exc}", lines)]) from None
+    if issues:
+        raise ScenarioError(source, issues)
+    data = scenario.model_dump(mode="python")
+    data["orders"]["rows"] = rows + data["orders"]["rows"]
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        msgs = [f"{book.file} order {e['loc'][2] + 1 if len(e['loc']) > 2 else '?'}: {e['msg']}" for e in exc.errors()]
+        raise ScenarioError(source, [_issue_at(where, m, lines) for m in msgs]) from None
+
+
+def _book_row(raw: dict[str, str | None]) -> tuple[dict[str, Any], str]:
+    row: dict[str, Any] = {}
+    try:
+        row["release_hour"] = float(raw.get("release_hour") or "")
+        if raw.get("due_hour"):
+            row["due_hour"] = float(raw["due_hour"] or "")
+        if raw.get("quantity"):
+            row["quantity"] = int(raw["quantity"] or "")
+    except ValueError as exc:
+        return row, f"not a number ({exc})"
+    row["family"] = (raw.get("family") or "").strip()
+    if raw.get("order_id"):
+        row["order_id"] = (raw["order_id"] or "").strip()
+    options: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in (raw.get("options") or "").split(";"))):
+        name, sep, value = pair.partition("=")
+        if not sep:
+            return row, f"options must be name=value;name=value, got '{pair}'"
+        options[name.strip()] = value.strip()
+    row["options"] = options
+    return row, ""
