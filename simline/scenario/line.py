@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from simline.distributions import Distribution
+from simline.distributions import Distribution, Fixed
 from simline.scenario.base import Id, Strict
 
 __all__ = [
@@ -41,7 +41,7 @@ class FixedTransport(Strict):
     """Moving a unit to the next station takes ``time`` minutes and needs no resource."""
 
     kind: Literal["fixed"]
-    time: Distribution = Field(default_factory=lambda: 0.0)  # type: ignore[arg-type]
+    time: Distribution = Field(default_factory=lambda: Fixed(value=0.0))
 
 
 class PoolTransport(Strict):

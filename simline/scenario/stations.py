@@ -6,7 +6,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from simline.distributions import Distribution
+from simline.distributions import Distribution, Fixed
 from simline.scenario.base import Id, Strict
 
 __all__ = [
@@ -66,7 +66,7 @@ class Failures(Strict):
 
     time_between: Distribution
     repair_time: Distribution
-    response_time: Distribution = Field(default_factory=lambda: 0.0)  # type: ignore[arg-type]
+    response_time: Distribution = Field(default_factory=lambda: Fixed(value=0.0))
     needs_technician: bool = False
 
 

@@ -1,0 +1,200 @@
+"""A machine: the process that takes units, sets up, processes, breaks down and passes units on."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from simline.distributions import make_sampler
+from simline.events import (
+    Breakdown,
+    MachineState,
+    OperationFinished,
+    OperationStarted,
+    Repaired,
+    StateChanged,
+)
+
+if TYPE_CHECKING:
+    from simline.sim.line import Line
+    from simline.sim.station import StationRuntime
+
+__all__ = ["Machine"]
+
+PROCESSING, SETUP, IDLE, BLOCKED, DOWN, MAINTENANCE, OFF_SHIFT = MachineState
+_EPS = 1e-9
+
+Proc = Generator[simpy.Event, Any, None]
+
+
+class Machine:
+    """One of the parallel machines of a station."""
+
+    def __init__(self, station: StationRuntime, index: int, line: Line) -> None:
+        self.station = station
+        self.index = index
+        self.line = line
+        self.env = line.env
+        self.state = IDLE
+        self.since = self.env.now
+        self.times = [0.0] * len(MachineState)
+        self.family: str | None = None
+        self.unit_id: int | None = None
+        failures = station.spec.failures
+        self.ttf: float | None = None
+        if failures is not None:
+            gen = station.streams.generator
+            name = f"{station.id}#{index}"
+            self._tbf = make_sampler(failures.time_between, gen(name, "time_between_failures"))
+            self._repair = make_sampler(failures.repair_time, gen(name, "repair"))
+            self._response = make_sampler(failures.response_time, gen(name, "response"))
+            self._needs_tech = failures.needs_technician
+            self.ttf = self._tbf()
+        self.plain = failures is None and line.calendar.always_on
+        self.process = self.env.process(self.run())
+
+    # --- state accounting ----------------------------------------------------------------------------
+    @property
+    def effective_state(self) -> MachineState:
+        """The state for statistics and protocols: off-shift overrides what the machine is doing."""
+        return OFF_SHIFT if self.line.off_shift else self.state
+
+    def flush(self) -> None:
+        """Book the time since the last change to the current effective state."""
+        now = self.env.now
+        self.times[OFF_SHIFT if self.line.off_shift else self.state] += now - self.since
+        self.since = now
+
+    def set_state(self, new: MachineState) -> None:
+        """Change the activity state, booking the time spent in the old one."""
+        now = self.env.now
+        self.times[OFF_SHIFT if self.line.off_shift else self.state] += now - self.since
+        self.since = now
+        self.state = new
+        emit = self.line.emit
+        if emit is not None and not self.line.off_shift:
+            emit(StateChanged(now, self.station.id, self.index, new))
+
+    def reset_times(self) -> None:
+        """Forget the booked times (end of warm-up)."""
+        self.flush()
+        self.times = [0.0] * len(MachineState)
+
+    # --- the process ---------------------------------------------------------------------------------
+    def run(self) -> Proc:
+        """Take, set up, process, inspect and pass on units, forever."""
+        st = self.station
+        buf = st.buffer
+        line = self.line
+        timeout = self.env.timeout
+        has_setup = st.spec.setup is not None
+        inspects = st.spec.inspection is not None
+        while True:
+            unit = buf.take(self)
+            if unit is None:
+                self.set_state(IDLE)
+                unit = yield buf.wait(self)
+            variant = unit.order.variant
+            family = variant.family
+            if family != self.family:
+                if has_setup and self.family is not None:
+                    duration = st.setup_time(self.family, family)
+                    if duration > 0:
+                        self.set_state(SETUP)
+                        st.stats.setups += 1
+                        yield from self._work(duration, operating=False)
+                self.family = family
+            draw, planned = st.processing(variant)
+            duration = draw() / st.speed
+            self.set_state(PROCESSING)
+            self.unit_id = unit.id
+            emit = line.emit
+            if emit is not None:
+                emit(OperationStarted(self.env.now, st.id, self.index, unit.id, unit.order.id))
+            if self.plain:
+                yield timeout(duration)
+            else:
+                yield from self._work(duration, operating=True)
+            stats = st.stats
+            stats.processed += 1
+            stats.planned_runtime += planned
+            if st.defect_p and st.uniform() < st.defect_p:
+                unit.defective = True
+            else:
+                stats.good += 1
+            if emit is not None:
+                emit(OperationFinished(self.env.now, st.id, self.index, unit.id, unit.order.id, unit.defective))
+            target = line.inspect(st, unit) if inspects else unit.step + 1
+            self.unit_id = None
+            if target < 0:  # scrapped
+                st.leave(unit)
+                line.scrap(unit, st)
+                continue
+            route = variant.route
+            if target >= len(route):
+                st.leave(unit)
+                line.finish(unit)
+                continue
+            unit.step = target
+            nxt = route[target]
+            if not nxt.buffer.reserve():
+                self.set_state(BLOCKED)
+                yield nxt.buffer.wait_space()
+            transport = line.transport
+            pool = transport.pool
+            if pool is not None and not pool.try_acquire():
+                self.set_state(BLOCKED)
+                yield pool.wait()
+            st.leave(unit)
+            transport.send(unit, nxt)
+
+    def _work(self, duration: float, operating: bool) -> Proc:
+        """Spend ``duration`` minutes of working time: paused off-shift; breakdowns interrupt operating time."""
+        env = self.env
+        calendar = self.line.calendar
+        remaining = duration
+        while remaining > _EPS:
+            chunk = remaining
+            if not calendar.always_on:
+                working, change = calendar.state_at(env.now)
+                if not working:
+                    yield env.timeout(change - env.now)
+                    continue
+                chunk = min(chunk, change - env.now)
+            fails = operating and self.ttf is not None and self.ttf < chunk
+            if fails:
+                chunk = self.ttf  # type: ignore[assignment]
+            if chunk > 0:
+                yield env.timeout(chunk)
+            remaining -= chunk
+            if operating and self.ttf is not None:
+                self.ttf -= chunk
+            if fails:
+                yield from self._breakdown()
+
+    def _breakdown(self) -> Proc:
+        env = self.env
+        st = self.station
+        line = self.line
+        resume = self.state
+        self.set_state(DOWN)
+        start = env.now
+        st.stats.failures += 1
+        if line.emit is not None:
+            line.emit(Breakdown(start, st.id, self.index))
+        response = self._response()
+        if response > 0:
+            yield env.timeout(response)
+        crew = line.crew if self._needs_tech else None
+        if crew is not None and not crew.try_acquire():
+            yield crew.wait()
+        yield env.timeout(self._repair())
+        if crew is not None:
+            crew.release()
+        st.stats.down_time.add(env.now - start)
+        self.ttf = self._tbf()
+        if line.emit is not None:
+            line.emit(Repaired(env.now, st.id, self.index, env.now - start))
+        self.set_state(resume)
