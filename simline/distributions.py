@@ -105,9 +105,7 @@ class Empirical(_Dist):
     def _weights_match(self) -> Empirical:
         if self.weights is not None:
             if len(self.weights) != len(self.values):
-                raise ValueError(
-                    f"weights has {len(self.weights)} entries but values has {len(self.values)}"
-                )
+                raise ValueError(f"weights has {len(self.weights)} entries but values has {len(self.values)}")
             if sum(self.weights) <= 0:
                 raise ValueError("weights must not all be zero")
         return self
@@ -186,9 +184,7 @@ class Sampler:
         return buf.pop()
 
 
-def _block_drawer(
-    dist: DistSpec, rng: np.random.Generator
-) -> Any:
+def _block_drawer(dist: DistSpec, rng: np.random.Generator) -> Any:
     match dist:
         case Fixed(value=v):
             block = [v] * _BLOCK
@@ -203,7 +199,8 @@ def _block_drawer(
 
             def normal() -> list[float]:
                 x = rng.normal(mu, sd, _BLOCK)
-                return x[x >= 0][::-1].tolist()
+                kept: list[float] = x[x >= 0][::-1].tolist()
+                return kept
 
             return normal
         case LogNormal(mean=mu, sd=sd):
@@ -219,8 +216,6 @@ def _block_drawer(
     raise TypeError(f"unknown distribution {dist!r}")  # pragma: no cover
 
 
-def make_sampler(
-    dist: DistSpec, rng: np.random.Generator
-) -> Sampler:
+def make_sampler(dist: DistSpec, rng: np.random.Generator) -> Sampler:
     """Build a sampler for ``dist`` drawing from ``rng``."""
     return Sampler(dist, rng)

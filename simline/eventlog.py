@@ -77,9 +77,7 @@ class EventLog:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pylist(
-                [{c: r.get(c) for c in COLUMNS} for r in self._rows], schema=_schema()
-            )
+            table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in self._rows], schema=_schema())
             if self._writer is None:
                 self._writer = pq.ParquetWriter(self.path, table.schema)
             self._writer.write_table(table)

@@ -41,7 +41,13 @@ class Summary:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain mapping for JSON."""
-        return {"mean": self.mean, "ci95": [self.low, self.high], "half_width": self.half_width, "sd": self.sd, "n": self.n}
+        return {
+            "mean": self.mean,
+            "ci95": [self.low, self.high],
+            "half_width": self.half_width,
+            "sd": self.sd,
+            "n": self.n,
+        }
 
 
 def summarise(values: Sequence[float | None], confidence: float = 0.95) -> Summary:
@@ -112,9 +118,7 @@ class ExperimentResult:
         }
 
 
-def run_replication(
-    scenario: Scenario, replication: int, seed: int | None = None, events: Path | None = None
-) -> Kpis:
+def run_replication(scenario: Scenario, replication: int, seed: int | None = None, events: Path | None = None) -> Kpis:
     """Run one replication to the horizon and return its KPIs; ``events`` records its event log there."""
     if events is None:
         line = Line(scenario, replication, seed)

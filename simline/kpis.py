@@ -18,7 +18,13 @@ __all__ = ["KPI_UNITS", "Kpis", "compute_kpis", "state_names"]
 Kpis = dict[str, float | None]
 """KPI name → value; ``None`` where a KPI is undefined in this run (e.g. MTTR without failures)."""
 
-P, S, I, B, D, M, O = MachineState
+P, S, D, M, OFF = (
+    MachineState.PROCESSING,
+    MachineState.SETUP,
+    MachineState.DOWN,
+    MachineState.MAINTENANCE,
+    MachineState.OFF_SHIFT,
+)
 
 
 def state_names() -> list[str]:
@@ -45,7 +51,7 @@ def compute_kpis(line: Line) -> Kpis:
         n = len(st.machines)
         times = [sum(m.times[s] for m in st.machines) for s in range(len(MachineState))]
         total = sum(times) or 1.0
-        on_shift = total - times[O]
+        on_shift = total - times[OFF]
         pbt = on_shift - times[M]
         apt = times[P]
         pri = stats.planned_runtime
@@ -56,7 +62,15 @@ def compute_kpis(line: Line) -> Kpis:
         oee = _ratio(pri * stats.good / stats.processed, pbt) if stats.processed else (0.0 if pbt > 0 else None)
         power = spec.power_kw
         blocked_kw = power.idle if power.blocked is None else power.blocked
-        kw = (power.processing, power.setup, power.idle, blocked_kw, power.down, power.maintenance, power.off_shift)
+        kw = (
+            power.processing,
+            power.setup,
+            power.idle,
+            blocked_kw,
+            power.down,
+            power.maintenance,
+            power.off_shift,
+        )
         energy = sum(t * w for t, w in zip(times, kw, strict=True)) / 60.0
         energy_total += energy
         active_share = _ratio(times[P] + times[S] + times[D] + times[M], on_shift)

@@ -10,7 +10,7 @@ __all__ = ["Histogram", "Tally", "TimeAverage"]
 class Tally:
     """Count, mean and variance of observations (Welford), without keeping them."""
 
-    __slots__ = ("_m2", "count", "mean", "max")
+    __slots__ = ("_m2", "count", "max", "mean")
 
     def __init__(self) -> None:
         self.reset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 from simline.scenario.line import Calendar
@@ -83,7 +84,7 @@ def _check_stations(s: Scenario) -> Iterator[Problem]:
                 if choice not in options[opt]:
                     yield (
                         (*here, "processing", "by_option", opt, choice),
-                        f"'{choice}' is not a choice of option '{opt}' (choices: {_known(sorted(options[opt])) })",
+                        f"'{choice}' is not a choice of option '{opt}' (choices: {_known(sorted(options[opt]))})",
                     )
         if st.setup is not None:
             for src, row in st.setup.matrix.items():
@@ -116,7 +117,10 @@ def _check_routing(s: Scenario) -> Iterator[Problem]:
             yield (*here, "station"), f"'{step.station}' is not a station (known: {_known(ids)})"
             continue
         if step.station in position:
-            yield (*here, "station"), f"station '{step.station}' appears twice in the routing; use rework for loops"
+            yield (
+                (*here, "station"),
+                f"station '{step.station}' appears twice in the routing; use rework for loops",
+            )
         position.setdefault(step.station, i)
         for key, values in step.when.items():
             allowed = families if key == "family" else sorted(options.get(key, ()))
@@ -128,18 +132,20 @@ def _check_routing(s: Scenario) -> Iterator[Problem]:
                 continue
             for value in values:
                 if value not in allowed:
-                    yield (*here, "when", key), f"'{value}' is not a value of {key} (allowed: {_known(allowed)})"
+                    yield (
+                        (*here, "when", key),
+                        f"'{value}' is not a value of {key} (allowed: {_known(allowed)})",
+                    )
     for i, st in enumerate(s.stations):
         if st.id not in position:
             yield ("stations", i, "id"), f"station '{st.id}' is not in the routing"
         insp = st.inspection
-        if insp is not None and insp.rework_to is not None and insp.rework_to in position and st.id in position:
-            if position[insp.rework_to] > position[st.id]:
-                yield (
-                    ("stations", i, "inspection", "rework_to"),
-                    f"rework goes back to an earlier station; '{insp.rework_to}' comes after '{st.id}' "
-                    "in the routing",
-                )
+        target = insp.rework_to if insp is not None else None
+        if target in position and st.id in position and position[target] > position[st.id]:
+            yield (
+                ("stations", i, "inspection", "rework_to"),
+                f"rework goes back to an earlier station; '{target}' comes after '{st.id}' in the routing",
+            )
 
 
 def _check_calendar(cal: Calendar | None) -> Iterator[Problem]:
@@ -148,9 +154,12 @@ def _check_calendar(cal: Calendar | None) -> Iterator[Problem]:
     if len(set(cal.working_days)) != len(cal.working_days):
         yield ("calendar", "working_days"), "a day is listed twice"
     spans = sorted(w.minutes() for w in cal.shifts)
-    for (a0, a1), (b0, _b1) in zip(spans, spans[1:], strict=False):
+    for (a0, a1), (b0, _b1) in itertools.pairwise(spans):
         if b0 < a1:
-            yield ("calendar", "shifts"), f"shifts overlap ({a0 // 60:02d}:{a0 % 60:02d} to {a1 // 60:02d}:{a1 % 60:02d})"
+            yield (
+                ("calendar", "shifts"),
+                f"shifts overlap ({a0 // 60:02d}:{a0 % 60:02d} to {a1 // 60:02d}:{a1 % 60:02d})",
+            )
     for i, brk in enumerate(cal.breaks):
         b0, b1 = brk.minutes()
         if not any(s0 <= b0 and b1 <= s1 for s0, s1 in spans):
@@ -174,7 +183,10 @@ def check_order_rows(s: Scenario) -> Iterator[Problem]:
             continue
         for name, value in row.options.items():
             if name not in fam.options:
-                yield (*here, "options", name), f"'{name}' is not an option of {fam.family} (options: {_known(fam.options)})"
+                yield (
+                    (*here, "options", name),
+                    f"'{name}' is not an option of {fam.family} (options: {_known(fam.options)})",
+                )
             elif value not in fam.options[name].choices:
                 choices = _known(fam.options[name].choices)
                 yield (*here, "options", name), f"'{value}' is not a choice of {name} (choices: {choices})"

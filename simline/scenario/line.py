@@ -22,7 +22,9 @@ __all__ = [
     "Transport",
 ]
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WORKWEEK: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 
 
@@ -103,9 +105,7 @@ class Calendar(Strict):
     A shift belongs to the day it starts on. Simulated time starts on a Monday at 00:00.
     """
 
-    working_days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1
-    )
+    working_days: list[Weekday] = Field(default_factory=lambda: list(_WORKWEEK), min_length=1)
     shifts: list[TimeWindow] = Field(min_length=1)
     breaks: list[TimeWindow] = Field(default_factory=list)
 

@@ -88,10 +88,9 @@ def _issue_from(err: Any, data: Any, lines: LineMap) -> Issue:
     model_path: list[str | int] = []
     for part in err["loc"]:
         model_path.append(part)
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             node = node[part]
             path.append(part)
         # else: a union tag or validator name pydantic adds to the location; not part of the YAML path
@@ -178,20 +177,31 @@ def _with_book(scenario: Scenario, source: str, base_dir: FsPath, lines: LineMap
             if columns - known:
                 extra = ", ".join(sorted(columns - known))
                 raise ScenarioError(
-                    source, [_issue_at(where, f"{book.file}: unknown columns {extra} (known: {', '.join(sorted(known))})", lines)]
+                    source,
+                    [
+                        _issue_at(
+                            where,
+                            f"{book.file}: unknown columns {extra} (known: {', '.join(sorted(known))})",
+                            lines,
+                        )
+                    ],
                 )
             rows: list[dict[str, Any]] = []
             issues: list[Issue] = []
             for number, raw in enumerate(reader, start=2):
                 if len(rows) >= _MAX_BOOK_ROWS:
-                    raise ScenarioError(source, [_issue_at(where, f"{book.file}: more than {_MAX_BOOK_ROWS} orders", lines)])
+                    raise ScenarioError(
+                        source, [_issue_at(where, f"{book.file}: more than {_MAX_BOOK_ROWS} orders", lines)]
+                    )
                 row, problem = _book_row(raw)
                 if problem:
                     issues.append(_issue_at(where, f"{book.file} line {number}: {problem}", lines))
                 else:
                     rows.append(row)
     except FileNotFoundError:
-        raise ScenarioError(source, [_issue_at(where, f"order book '{book.file}' not found (looked in {file.parent})", lines)]) from None
+        raise ScenarioError(
+            source, [_issue_at(where, f"order book '{book.file}' not found (looked in {file.parent})", lines)]
+        ) from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ScenarioError(source, [_issue_at(where, f"cannot read order book '{book.file}': {exc}", lines)]) from None
     if issues:
@@ -201,7 +211,7 @@ def _with_book(scenario: Scenario, source: str, base_dir: FsPath, lines: LineMap
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        msgs = [f"{book.file} order {e['loc'][2] + 1 if len(e['loc']) > 2 else '?'}: {e['msg']}" for e in exc.errors()]
+        msgs = [f"{book.file}: {_dotted(tuple(e['loc'])[2:])}: {e['msg']}" for e in exc.errors()]
         raise ScenarioError(source, [_issue_at(where, m, lines) for m in msgs]) from None
 
 

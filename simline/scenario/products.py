@@ -35,8 +35,7 @@ class Option(Strict):
             unknown = sorted(set(getattr(self, field)) - set(self.choices))
             if unknown:
                 raise ValueError(
-                    f"{field} names {', '.join(map(repr, unknown))}, not a choice "
-                    f"(choices: {', '.join(self.choices)})"
+                    f"{field} names {', '.join(map(repr, unknown))}, not a choice (choices: {', '.join(self.choices)})"
                 )
         return self
 

@@ -57,7 +57,7 @@ def read_yaml(text: str) -> tuple[Any, LineMap]:
     try:
         for event in yaml.parse(text, Loader=_Loader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                line = event.start_mark.line + 1
+                line = event.start_mark.line + 1 if event.start_mark is not None else None
                 raise YamlProblem(Issue("", "anchors and aliases (&name, *name) are not allowed", line))
         loader = _Loader(text)
         try:
@@ -67,7 +67,7 @@ def read_yaml(text: str) -> tuple[Any, LineMap]:
                 _walk(node, (), lines)
             data = loader.construct_document(node) if node is not None else None
         finally:
-            loader.dispose()  # type: ignore[no-untyped-call]
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -85,9 +85,7 @@ def _walk(node: yaml.Node, path: Path, lines: LineMap) -> None:
             key = str(key_node.value)
             line = key_node.start_mark.line + 1
             if key in seen:
-                raise YamlProblem(
-                    Issue(_dotted((*path, key)), f"key repeated (first on line {seen[key]})", line)
-                )
+                raise YamlProblem(Issue(_dotted((*path, key)), f"key repeated (first on line {seen[key]})", line))
             seen[key] = line
             _walk(value_node, (*path, key), lines)
             lines[(*path, key)] = line

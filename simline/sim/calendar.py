@@ -34,9 +34,7 @@ class WorkCalendar:
                     pieces = [p for s0, s1 in pieces for p in _cut(s0, s1, b0, b1)]
                 intervals += [(offset + s0, offset + s1) for s0, s1 in pieces]
         # unroll one extra week so that intervals past Sunday midnight wrap correctly
-        unrolled = sorted(
-            (s + k * WEEK, e + k * WEEK) for s, e in intervals for k in (-1, 0, 1)
-        )
+        unrolled = sorted((s + k * WEEK, e + k * WEEK) for s, e in intervals for k in (-1, 0, 1))
         merged: list[list[float]] = []
         for s, e in unrolled:
             if merged and s <= merged[-1][1]:

@@ -9,8 +9,17 @@ from typing import Any
 import simpy
 
 from simline.errors import CommandError
-from simline.events import Event, Observer, OrderCompleted, OrderCreated, ShiftChanged, StateChanged, UnitFinished
-from simline.events import UnitReworked, UnitScrapped
+from simline.events import (
+    Event,
+    Observer,
+    OrderCompleted,
+    OrderCreated,
+    ShiftChanged,
+    StateChanged,
+    UnitFinished,
+    UnitReworked,
+    UnitScrapped,
+)
 from simline.rng import Streams
 from simline.scenario.model import Scenario
 from simline.sim.calendar import WorkCalendar
@@ -172,7 +181,8 @@ class Line:
                 raise CommandError(f"options.{name}", f"'{name}' is not an option of {family} (options: {known})")
             if value not in option.choices:
                 raise CommandError(
-                    f"options.{name}", f"'{value}' is not a choice of {name} (choices: {', '.join(option.choices)})"
+                    f"options.{name}",
+                    f"'{value}' is not a choice of {name} (choices: {', '.join(option.choices)})",
                 )
         missing = [n for n in product.options if n not in options]
         if missing:

@@ -54,8 +54,10 @@ class OrderSource:
         }
         self.count = 0
         if isinstance(self.spec, PoissonOrders):
-            self._gap = make_sampler(Exponential(kind="exponential", mean=60.0 / self.spec.rate_per_hour),
-                                     streams.generator("orders", "arrivals"))
+            self._gap = make_sampler(
+                Exponential(kind="exponential", mean=60.0 / self.spec.rate_per_hour),
+                streams.generator("orders", "arrivals"),
+            )
             self.process = self.env.process(self._poisson(self.spec))
         else:
             self.process = self.env.process(self._book(self.spec))

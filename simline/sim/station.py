@@ -86,13 +86,13 @@ class StationRuntime:
             base = self._base[family] = make_sampler(dist, self.streams.generator(self.id, "processing", family))
         extras: list[Sampler] = []
         for name, choice in variant.options:
-            dist = spec.by_option.get(name, {}).get(choice)
-            if dist is None:
+            extra = spec.by_option.get(name, {}).get(choice)
+            if extra is None:
                 continue
             sampler = self._extra.get((name, choice))
             if sampler is None:
                 gen = self.streams.generator(self.id, "processing", name, choice)
-                sampler = self._extra[(name, choice)] = make_sampler(dist, gen)
+                sampler = self._extra[(name, choice)] = make_sampler(extra, gen)
             extras.append(sampler)
         planned = base.mean + sum(s.mean for s in extras)
         if extras:
