@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 
 from simline.scenario.line import Calendar
@@ -154,16 +153,24 @@ def _check_calendar(cal: Calendar | None) -> Iterator[Problem]:
     if len(set(cal.working_days)) != len(cal.working_days):
         yield ("calendar", "working_days"), "a day is listed twice"
     spans = sorted(w.minutes() for w in cal.shifts)
-    for (a0, a1), (b0, _b1) in itertools.pairwise(spans):
+    # compare each shift with the next, and the last with the first of the following day
+    nexts = [*spans[1:], (spans[0][0] + 1440, spans[0][1] + 1440)] if len(spans) > 1 else []
+    for (a0, a1), (b0, b1) in zip(spans, nexts, strict=False):
         if b0 < a1:
             yield (
                 ("calendar", "shifts"),
-                f"shifts overlap ({a0 // 60:02d}:{a0 % 60:02d} to {a1 // 60:02d}:{a1 % 60:02d})",
+                f"shifts overlap: {_hhmm(a0)}-{_hhmm(a1)} and {_hhmm(b0)}-{_hhmm(b1)}",
             )
     for i, brk in enumerate(cal.breaks):
         b0, b1 = brk.minutes()
-        if not any(s0 <= b0 and b1 <= s1 for s0, s1 in spans):
+        inside = any(s0 <= b0 + k and b1 + k <= s1 for s0, s1 in spans for k in (0, 1440))
+        if not inside:
             yield ("calendar", "breaks", i), f"break {brk.start}-{brk.end} is not inside a shift"
+
+
+def _hhmm(minutes: int) -> str:
+    minutes %= 1440
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def check_order_rows(s: Scenario) -> Iterator[Problem]:

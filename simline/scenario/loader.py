@@ -67,12 +67,26 @@ def scenario_from_data(
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(source, [_issue_from(err, data, lines) for err in exc.errors()]) from None
+    book_lines: list[int] = []
+    book_name = ""
     if isinstance(scenario.orders, OrderBook) and scenario.orders.file is not None:
-        scenario = _with_book(scenario, source, base_dir or FsPath("."), lines)
+        book_name = scenario.orders.file
+        scenario, book_lines = _with_book(scenario, source, base_dir or FsPath("."), lines)
     problems = check_scenario(scenario)
     if problems:
-        raise ScenarioError(source, [_issue_at(path, msg, lines) for path, msg in problems])
+        issues = []
+        for path, msg in problems:
+            if path[:2] == ("orders", "rows") and len(path) > 2 and int(path[2]) < len(book_lines):
+                issues.append(_book_issue(book_name, book_lines[int(path[2])], path[3:], msg, lines))
+            else:
+                issues.append(_issue_at(path, msg, lines))
+        raise ScenarioError(source, issues)
     return scenario
+
+
+def _book_issue(book: str, csv_line: int, rest: Path, message: str, lines: LineMap) -> Issue:
+    field = f"{_dotted(rest)}: " if rest else ""
+    return _issue_at(("orders", "file"), f"{book} line {csv_line}: {field}{message}", lines)
 
 
 def _issue_at(path: Path, message: str, lines: LineMap) -> Issue:
@@ -105,9 +119,13 @@ def _issue_from(err: Any, data: Any, lines: LineMap) -> Issue:
             hint += f"; allowed here: {', '.join(allowed)}"
         message = f"unknown key '{key}'{hint}"
     elif kind == "missing":
-        message = "required key is missing"
+        key = err["loc"][-1] if err["loc"] else "?"
+        message = f"required key '{key}' is missing"
     elif kind == "union_tag_invalid":
-        message = f"{err['msg']}"
+        ctx = err.get("ctx", {})
+        message = f"kind '{ctx.get('tag')}' is not known here (allowed: {ctx.get('expected_tags')})"
+    elif kind == "union_tag_not_found":
+        message = "needs a 'kind' key saying which variant this is"
     else:
         shown = err.get("input")
         got = "" if isinstance(shown, dict | list) else f" (got {shown!r})"
@@ -160,7 +178,9 @@ def _step(tp: Any, part: str | int) -> Any:
     return None
 
 
-def _with_book(scenario: Scenario, source: str, base_dir: FsPath, lines: LineMap) -> Scenario:
+def _with_book(scenario: Scenario, source: str, base_dir: FsPath, lines: LineMap) -> tuple[Scenario, list[int]]:
+    """The scenario with the book's rows read in (before any inline rows) and ``file`` cleared, and the CSV
+    line of each row read."""
     book = scenario.orders
     assert isinstance(book, OrderBook) and book.file is not None
     file = (base_dir / book.file).resolve()
@@ -187,6 +207,7 @@ def _with_book(scenario: Scenario, source: str, base_dir: FsPath, lines: LineMap
                     ],
                 )
             rows: list[dict[str, Any]] = []
+            row_lines: list[int] = []
             issues: list[Issue] = []
             for number, raw in enumerate(reader, start=2):
                 if len(rows) >= _MAX_BOOK_ROWS:
@@ -198,6 +219,7 @@ def _with_book(scenario: Scenario, source: str, base_dir: FsPath, lines: LineMap
                     issues.append(_issue_at(where, f"{book.file} line {number}: {problem}", lines))
                 else:
                     rows.append(row)
+                    row_lines.append(number)
     except FileNotFoundError:
         raise ScenarioError(
             source, [_issue_at(where, f"order book '{book.file}' not found (looked in {file.parent})", lines)]
@@ -208,11 +230,19 @@ def _with_book(scenario: Scenario, source: str, base_dir: FsPath, lines: LineMap
         raise ScenarioError(source, issues)
     data = scenario.model_dump(mode="python")
     data["orders"]["rows"] = rows + data["orders"]["rows"]
+    data["orders"]["file"] = None
     try:
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(data), row_lines
     except ValidationError as exc:
-        msgs = [f"{book.file}: {_dotted(tuple(e['loc'])[2:])}: {e['msg']}" for e in exc.errors()]
-        raise ScenarioError(source, [_issue_at(where, m, lines) for m in msgs]) from None
+        issues = []
+        for e in exc.errors():
+            loc = tuple(e["loc"])
+            index = loc[2] if len(loc) > 2 and isinstance(loc[2], int) else None
+            if index is not None and index < len(row_lines):
+                issues.append(_book_issue(book.file, row_lines[index], loc[3:], e["msg"], lines))
+            else:
+                issues.append(_issue_at(where, f"{book.file}: {e['msg']}", lines))
+        raise ScenarioError(source, issues) from None
 
 
 def _book_row(raw: dict[str, str | None]) -> tuple[dict[str, Any], str]:
