@@ -20,8 +20,10 @@ from simline.sim.line import Line
 
 __all__ = ["ExperimentResult", "Summary", "run_experiment", "run_replication", "summarise"]
 
-Progress = Callable[[int, int], None]
-"""Called with (replications done, replications in all)."""
+_Task = tuple[Scenario, int, int | None, Path | None]
+
+Progress = Callable[[float, int], None]
+"""Called with (replications done, possibly fractional, and replications in all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,21 +120,51 @@ class ExperimentResult:
         }
 
 
-def run_replication(scenario: Scenario, replication: int, seed: int | None = None, events: Path | None = None) -> Kpis:
-    """Run one replication to the horizon and return its KPIs; ``events`` records its event log there."""
-    if events is None:
-        line = Line(scenario, replication, seed)
-        line.run()
-        return compute_kpis(line)
-    with EventLog(events, replication) as log:
-        line = Line(scenario, replication, seed, observers=[log])
-        line.run()
+def run_replication(
+    scenario: Scenario,
+    replication: int,
+    seed: int | None = None,
+    events: Path | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> Kpis:
+    """Run one replication to the horizon and return its KPIs.
+
+    Args:
+        scenario: The validated scenario.
+        replication: Replication number (selects the random streams).
+        seed: Overrides the scenario's seed.
+        events: Write this replication's event log there.
+        on_progress: Called with the fraction of the horizon simulated, 50 times per run.
+    """
+    log = EventLog(events, replication) if events is not None else None
+    try:
+        line = Line(scenario, replication, seed, observers=[log] if log is not None else [])
+        if on_progress is None:
+            line.run()
+        else:
+            steps = 50
+            for i in range(1, steps + 1):
+                line.run(line.horizon * i / steps)
+                on_progress(i / steps)
+    finally:
+        if log is not None:
+            log.close()
     return compute_kpis(line)
 
 
-def _worker(args: tuple[Scenario, int, int | None, Path | None]) -> tuple[int, Kpis]:
+def _worker(args: _Task) -> tuple[int, Kpis]:
     scenario, replication, seed, events = args
     return replication, run_replication(scenario, replication, seed, events)
+
+
+def _serial(tasks: list[_Task], progress: Progress | None) -> dict[int, Kpis]:
+    results: dict[int, Kpis] = {}
+    total = len(tasks)
+    for scenario, r, seed, events in tasks:
+        done = len(results)
+        tick = (lambda f, done=done: progress(done + f, total)) if progress is not None else None
+        results[r] = run_replication(scenario, r, seed, events, on_progress=tick)
+    return results
 
 
 def run_experiment(
@@ -153,14 +185,10 @@ def run_experiment(
     seed = exp.seed if seed is None else seed
     workers = max(1, min(reps, jobs or os.cpu_count() or 1))
     parts = [EventLog.part_path(events, r) for r in range(reps)] if events is not None else [None] * reps
-    tasks = [(scenario, r, seed, parts[r]) for r in range(reps)]
+    tasks: list[_Task] = [(scenario, r, seed, parts[r]) for r in range(reps)]
     results: dict[int, Kpis] = {}
     if workers == 1:
-        for task in tasks:
-            r, kpis = _worker(task)
-            results[r] = kpis
-            if progress:
-                progress(len(results), reps)
+        results = _serial(tasks, progress)
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
