@@ -88,7 +88,10 @@ def _with_experiment(scenario: Scenario, **changes: Any) -> Scenario:
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        problems = "; ".join(
+            (f"--{str(e['loc'][0]).replace('_', '-')}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
         raise typer.BadParameter(problems) from None
     return scenario.model_copy(update={"experiment": experiment})
 

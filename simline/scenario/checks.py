@@ -182,8 +182,13 @@ def check_order_rows(s: Scenario) -> Iterator[Problem]:
     families = {f.family: f for f in s.products}
     if s.orders.file is None and not s.orders.rows:
         yield ("orders",), "an order book needs a file or at least one entry under rows"
+    seen_ids: set[str] = set()
     for i, row in enumerate(s.orders.rows):
         here: Path = ("orders", "rows", i)
+        if row.order_id is not None:
+            if row.order_id in seen_ids:
+                yield (*here, "order_id"), f"order id '{row.order_id}' is used twice"
+            seen_ids.add(row.order_id)
         fam = families.get(row.family)
         if fam is None:
             yield (*here, "family"), f"'{row.family}' is not a product family (known: {_known(families)})"

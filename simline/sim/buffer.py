@@ -38,9 +38,15 @@ class Buffer:
         self._heap: list[tuple[float, int, Unit]] = []
         self._by_family: dict[str, deque[tuple[int, Unit]]] = {}
         self._size = 0
+        self._rework: deque[Unit] = deque()  # units sent back for rework: a rack beside the buffer
 
     def __len__(self) -> int:
         return self._size
+
+    @property
+    def waiting(self) -> int:
+        """Units waiting: in the buffer and on the rework rack."""
+        return self._size + len(self._rework)
 
     # --- senders -------------------------------------------------------------------------------------
     def reserve(self) -> bool:
@@ -80,11 +86,22 @@ class Buffer:
         self._size += 1
         self.level.set(self.env.now, self._size)
 
+    def arrive_rework(self, unit: Unit) -> None:
+        """A unit sent back for rework arrives. It needs no slot (it waits on a rework rack, so rework loops
+        cannot deadlock with the forward flow) and is taken before the buffer's units."""
+        if self._getters:
+            self.reserved += 1  # arrive() hands it over and gives the slot back
+            self.arrive(unit)
+            return
+        self._rework.append(unit)
+
     # --- machines ------------------------------------------------------------------------------------
     def take(self, machine: Machine) -> Unit | None:
-        """The next unit by the dispatching rule, or ``None`` when the buffer is empty."""
+        """A unit from the rework rack, else the next unit by the dispatching rule; ``None`` when empty."""
         if not self._size:
-            return None
+            return self._rework.popleft() if self._rework else None
+        if self._rework:
+            return self._rework.popleft()
         unit = self._pop(machine)
         self._size -= 1
         self.level.set(self.env.now, self._size)

@@ -31,7 +31,8 @@ class WorkCalendar:
                 start, end = shift.minutes()
                 pieces = [(float(start), float(end))]
                 for b0, b1 in breaks:
-                    pieces = [p for s0, s1 in pieces for p in _cut(s0, s1, b0, b1)]
+                    for shift_day in (0, 1440):  # a break after midnight inside a night shift
+                        pieces = [p for s0, s1 in pieces for p in _cut(s0, s1, b0 + shift_day, b1 + shift_day)]
                 intervals += [(offset + s0, offset + s1) for s0, s1 in pieces]
         # unroll one extra week so that intervals past Sunday midnight wrap correctly
         unrolled = sorted((s + k * WEEK, e + k * WEEK) for s, e in intervals for k in (-1, 0, 1))

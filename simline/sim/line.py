@@ -196,6 +196,8 @@ class Line:
         """Create an order now and release its units into the line. Returns the order."""
         self._order_ids += 1
         oid = order_id or f"O{self._order_ids:06d}"
+        if oid in self.orders:
+            raise CommandError("order_id", f"order '{oid}' is already open; order ids must be unique")
         order = Order(oid, self.variant(family, options), quantity, self.env.now, due)
         self.orders[oid] = order
         self.stats.orders_created += 1
@@ -238,9 +240,12 @@ class Line:
         """Units released but waiting to enter the first buffer of their route at ``station_id``."""
         return len(self._backlog.get(station_id, ()))
 
-    def _deliver(self, unit: Unit, station: StationRuntime) -> None:
+    def _deliver(self, unit: Unit, station: StationRuntime, rework: bool = False) -> None:
         station.enter(unit)
-        station.buffer.arrive(unit)
+        if rework:
+            station.buffer.arrive_rework(unit)
+        else:
+            station.buffer.arrive(unit)
 
     def inspect(self, station: StationRuntime, unit: Unit) -> int:
         """Decide a unit's next route step at an inspection: -1 to scrap it."""

@@ -91,11 +91,18 @@ class Machine:
         timeout = self.env.timeout
         has_setup = st.spec.setup is not None
         inspects = st.spec.inspection is not None
+        calendar = line.calendar
+        plain_calendar = calendar.always_on
         while True:
             unit = buf.take(self)
             if unit is None:
                 self.set_state(IDLE)
                 unit = yield buf.wait(self)
+            if not plain_calendar:
+                working, change = calendar.state_at(self.env.now)
+                while not working:  # a unit taken off shift waits for the next shift
+                    yield timeout(change - self.env.now)
+                    working, change = calendar.state_at(self.env.now)
             variant = unit.order.variant
             family = variant.family
             if family != self.family:
@@ -137,8 +144,13 @@ class Machine:
                 st.leave(unit)
                 line.finish(unit)
                 continue
+            rework = target <= unit.step
             unit.step = target
             nxt = route[target]
+            if rework:
+                st.leave(unit)
+                line.transport.send(unit, nxt, rework=True)
+                continue
             if not nxt.buffer.reserve():
                 self.set_state(BLOCKED)
                 yield nxt.buffer.wait_space()

@@ -61,7 +61,7 @@ class Transport:
         env: simpy.Environment,
         spec: FixedTransport | PoolTransport,
         streams: Streams,
-        deliver: Callable[[Unit, StationRuntime], None],
+        deliver: Callable[[Unit, StationRuntime, bool], None],
     ) -> None:
         self.env = env
         self.deliver = deliver
@@ -70,14 +70,18 @@ class Transport:
         self.pool = Pool(env, spec.size) if isinstance(spec, PoolTransport) else None
         self.moves = 0
 
-    def send(self, unit: Unit, to: StationRuntime) -> None:
-        """Start moving ``unit`` to ``to`` (a slot there is reserved; a carrier, if any, is held)."""
+    def send(self, unit: Unit, to: StationRuntime, rework: bool = False) -> None:
+        """Start moving ``unit`` to ``to``.
+
+        A forward move has reserved its slot and holds a carrier (with a pool). A rework move needs neither: it
+        goes to the station's rework rack, carried by the inspection crew.
+        """
         self.moves += 1
         if self.instant:
-            self.deliver(unit, to)
+            self.deliver(unit, to, rework)
             return
         event = self.env.timeout(self.time())
         deliver = self.deliver
-        event.callbacks.append(lambda _: deliver(unit, to))
-        if self.pool is not None:
+        event.callbacks.append(lambda _: deliver(unit, to, rework))
+        if self.pool is not None and not rework:
             event.callbacks.append(self.pool.release)
