@@ -36,7 +36,7 @@ class RouteStep(Strict):
     """
 
     station: Id
-    when: dict[Id, list[str]] = Field(default_factory=dict)
+    when: dict[Id, Annotated[list[str], Field(min_length=1)]] = Field(default_factory=dict)
 
 
 class FixedTransport(Strict):
@@ -89,6 +89,8 @@ class TimeWindow(Strict):
 
     @model_validator(mode="after")
     def _not_empty(self) -> TimeWindow:
+        if self.start == "24:00":
+            raise ValueError("a window starts at 00:00 to 23:59; 24:00 is only an end")
         if _minutes(self.start) == _minutes(self.end) % 1440:
             raise ValueError(f"window {self.start}-{self.end} is empty (start equals end)")
         return self

@@ -49,3 +49,9 @@ class ProductFamily(Strict):
     price: _Money
     material_cost: _Money = 0.0
     options: dict[Id, Option] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _no_reserved_option(self) -> ProductFamily:
+        if "family" in self.options:
+            raise ValueError("'family' cannot be an option name: routing conditions use it for the product family")
+        return self

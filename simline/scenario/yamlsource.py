@@ -2,7 +2,8 @@
 
 Only plain YAML is accepted: no tags beyond the safe ones, no anchors or aliases (so no "billion laughs"),
 no duplicate keys, and a size cap. Booleans are only ``true``/``false``, so ``yes``, ``no``, ``on`` and ``off``
-stay strings (a product option ``engraving: {choices: {yes: 0.2, no: 0.8}}`` means what it says).
+stay strings (a product option ``engraving: {choices: {yes: 0.2, no: 0.8}}`` means what it says), and times
+such as ``14:00`` stay strings (YAML 1.1 would read them as base-60 numbers).
 """
 
 from __future__ import annotations
@@ -28,12 +29,25 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans."""
 
 
+_YAML11_ONLY = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 _Loader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    key: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML11_ONLY]
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+# YAML 1.2 numbers: no base-60 (so an unquoted 14:00 stays the string "14:00"), no 0b/0 octal forms
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$|^0x[0-9a-fA-F_]+$"), list("-+0123456789")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?$"
+        r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
+    ),
+    list("-+0123456789."),
 )
 
 

@@ -79,6 +79,8 @@ class Transport:
         self.moves += 1
         if self.instant:
             self.deliver(unit, to, rework)
+            if self.pool is not None and not rework:
+                self.pool.release()
             return
         event = self.env.timeout(self.time())
         deliver = self.deliver
