@@ -155,9 +155,7 @@ def test_samples_are_never_negative(case: str) -> None:
     assert np.all(np.isfinite(samples))
 
 
-@pytest.mark.parametrize(
-    "case", ["uniform", "triangular", "triangular-mode-at-low", "lognormal", "empirical-weighted"]
-)
+@pytest.mark.parametrize("case", ["uniform", "triangular", "triangular-mode-at-low", "lognormal", "empirical-weighted"])
 def test_samples_stay_in_the_support(case: str) -> None:
     dist = _spec(case)
     samples = _draw(dist, SEED + 2, 50_000)
@@ -217,9 +215,7 @@ def _scipy_truncnorm(mu: float, sd: float) -> Any:
     return stats.truncnorm(a=(0 - mu) / sd, b=np.inf, loc=mu, scale=sd)
 
 
-@pytest.mark.parametrize(
-    ("mu", "sd"), [(10, 2), (1, 3), (5, 5), (0.1, 10), (3, 0.5), (100, 1), (0.01, 0.02), (2, 40)]
-)
+@pytest.mark.parametrize(("mu", "sd"), [(10, 2), (1, 3), (5, 5), (0.1, 10), (3, 0.5), (100, 1), (0.01, 0.02), (2, 40)])
 def test_truncated_normal_mean_matches_scipy(mu: float, sd: float) -> None:
     reference = _scipy_truncnorm(mu, sd)
     dist = Normal(kind="normal", mean=mu, sd=sd)

@@ -345,9 +345,7 @@ def test_defaulted_distributions_are_distributions() -> None:
 
 def test_order_book_scenario_round_trips(tmp_path: Path) -> None:
     (tmp_path / "book.csv").write_text("release_hour,family\n0,plate\n1.5,plate\n", encoding="utf-8")
-    text = MINIMAL.replace(
-        "orders: {kind: poisson, rate_per_hour: 5}", "orders: {kind: order_book, file: book.csv}"
-    )
+    text = MINIMAL.replace("orders: {kind: poisson, rate_per_hour: 5}", "orders: {kind: order_book, file: book.csv}")
     text = text.replace("    options:\n      size:\n        choices: {small: 0.6, large: 0.4}\n", "")
     (tmp_path / "book.yaml").write_text(text, encoding="utf-8")
     scenario = load_scenario(tmp_path / "book.yaml")
@@ -420,9 +418,7 @@ def test_missing_key_message_names_the_key() -> None:
 
 def test_break_after_midnight_in_a_night_shift_is_accepted() -> None:
     text = MINIMAL + (
-        "calendar:\n"
-        "  shifts:\n    - {start: '22:00', end: '06:00'}\n"
-        "  breaks:\n    - {start: '02:00', end: '02:30'}\n"
+        "calendar:\n  shifts:\n    - {start: '22:00', end: '06:00'}\n  breaks:\n    - {start: '02:00', end: '02:30'}\n"
     )
     parse_scenario(text)
 

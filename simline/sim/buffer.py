@@ -89,7 +89,8 @@ class Buffer:
     def arrive_rework(self, unit: Unit) -> None:
         """A unit sent back for rework arrives. It needs no slot (it waits on a rework rack, so rework loops
         cannot deadlock with the forward flow) and is taken before the buffer's units."""
-        if self._getters:
+        if self._getters and (self.capacity is None or self.reserved < self.capacity + len(self._getters)):
+            # a waiting machine that no forward unit has been promised takes it at once
             self.reserved += 1  # arrive() hands it over and gives the slot back
             self.arrive(unit)
             return

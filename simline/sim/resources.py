@@ -69,6 +69,7 @@ class Transport:
         self.instant = self.time.mean == 0
         self.pool = Pool(env, spec.size) if isinstance(spec, PoolTransport) else None
         self.moves = 0
+        self.in_transit = 0
 
     def send(self, unit: Unit, to: StationRuntime, rework: bool = False) -> None:
         """Start moving ``unit`` to ``to``.
@@ -83,7 +84,11 @@ class Transport:
                 self.pool.release()
             return
         event = self.env.timeout(self.time())
-        deliver = self.deliver
-        event.callbacks.append(lambda _: deliver(unit, to, rework))
+        self.in_transit += 1
+        event.callbacks.append(lambda _: self._arrived(unit, to, rework))
         if self.pool is not None and not rework:
             event.callbacks.append(self.pool.release)
+
+    def _arrived(self, unit: Unit, to: StationRuntime, rework: bool) -> None:
+        self.in_transit -= 1
+        self.deliver(unit, to, rework)
