@@ -39,6 +39,7 @@ class MachineState(IntEnum):
     DOWN = 4
     MAINTENANCE = 5
     OFF_SHIFT = 6
+    STANDBY = 7
 
     @property
     def label(self) -> str:

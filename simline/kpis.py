@@ -62,6 +62,7 @@ def compute_kpis(line: Line) -> Kpis:
         oee = _ratio(pri * stats.good / stats.processed, pbt) if stats.processed else (0.0 if pbt > 0 else None)
         power = spec.power_kw
         blocked_kw = power.idle if power.blocked is None else power.blocked
+        standby_kw = power.idle if power.standby is None else power.standby
         kw = (
             power.processing,
             power.setup,
@@ -70,6 +71,7 @@ def compute_kpis(line: Line) -> Kpis:
             power.down,
             power.maintenance,
             power.off_shift,
+            standby_kw,
         )
         energy = sum(t * w for t, w in zip(times, kw, strict=True)) / 60.0
         energy_total += energy
@@ -88,6 +90,7 @@ def compute_kpis(line: Line) -> Kpis:
                 prefix + "rejected": float(stats.rejected),
                 prefix + "setups": float(stats.setups),
                 prefix + "failures": float(stats.failures),
+                prefix + "maintenances": float(stats.maintenances),
                 prefix + "mtbf_h": _ratio(apt / 60.0, stats.failures),
                 prefix + "mttr_h": stats.down_time.mean / 60.0 if stats.down_time.count else None,
                 prefix + "wip_mean": stats.wip.mean(now),
@@ -104,6 +107,8 @@ def compute_kpis(line: Line) -> Kpis:
         sum_pri += pri
     ls = line.stats
     out = ls.units_finished + ls.units_scrapped
+    first = line.machines[0]
+    working_hours = (sum(first.times) - first.times[OFF]) / 60.0
     quality = _ratio(ls.units_good, out)
     availability = _ratio(sum_apt, sum_pbt)
     performance = _ratio(sum_pri, sum_apt)
@@ -122,6 +127,10 @@ def compute_kpis(line: Line) -> Kpis:
             "line.orders_created": float(ls.orders_created),
             "line.orders_completed": float(ls.orders_completed),
             "line.on_time_delivery": _ratio(ls.orders_on_time, ls.orders_completed),
+            "line.orders_late": float(ls.orders_late),
+            "line.tardiness_h": ls.tardiness / 60.0,
+            "line.working_hours": working_hours,
+            "line.staffed_hours": working_hours * line.staff,
             "line.lead_time_mean_h": ls.lead_time.mean / 60.0 if ls.lead_time.count else None,
             "line.lead_time_p50_h": _nan_none(ls.lead_time_hist.quantile(0.5) / 60.0),
             "line.lead_time_p95_h": _nan_none(ls.lead_time_hist.quantile(0.95) / 60.0),
@@ -160,6 +169,9 @@ KPI_UNITS: dict[str, str] = {
     "revenue": "EUR",
     "material_cost": "EUR",
     "observed_hours": "h",
+    "tardiness_h": "h",
+    "working_hours": "h",
+    "staffed_hours": "person-h",
     "wip_mean": "units",
     "buffer_mean": "units",
     "buffer_max": "units",

@@ -56,6 +56,7 @@ class PoolTransport(Strict):
     name: str = "carriers"
     size: int = Field(ge=1, le=1000)
     time: Distribution
+    staffed: bool = Field(default=True, description="carriers are people (labour cost); false for AGVs")
 
 
 Transport = Annotated[FixedTransport | PoolTransport, Field(discriminator="kind")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from simline.scenario.base import Strict
+from simline.scenario.investments import Economics, Funding, Investment
 from simline.scenario.line import (
     Calendar,
     Experiment,
@@ -37,6 +38,20 @@ class Scenario(Strict):
     maintenance: Maintenance = Field(default_factory=Maintenance)
     calendar: Calendar | None = None
     experiment: Experiment
+    economics: Economics = Field(default_factory=Economics)
+    funding: Funding | None = None
+    investments: list[Investment] = Field(default_factory=list)
+
+    def investment(self, name: str) -> Investment:
+        """The investment with this name.
+
+        Raises:
+            KeyError: No investment has this name.
+        """
+        for investment in self.investments:
+            if investment.name == name:
+                return investment
+        raise KeyError(name)
 
     def station(self, station_id: str) -> Station:
         """The station with this id.

@@ -14,6 +14,7 @@ __all__ = [
     "Failures",
     "Inspection",
     "Power",
+    "Predictive",
     "Processing",
     "Quality",
     "Setup",
@@ -57,6 +58,13 @@ class Setup(Strict):
     matrix: dict[Id, dict[Id, Distribution]] = Field(default_factory=dict)
 
 
+class Predictive(Strict):
+    """Condition monitoring: a share of coming breakdowns is detected and replaced by a planned stop."""
+
+    detection_share: _Prob
+    maintenance_time: Distribution
+
+
 class Failures(Strict):
     """Breakdowns: time between failures counts operating (processing) time only.
 
@@ -68,6 +76,7 @@ class Failures(Strict):
     repair_time: Distribution
     response_time: Distribution = Field(default_factory=lambda: Fixed(value=0.0))
     needs_technician: bool = False
+    predictive: Predictive | None = None
 
 
 class Quality(Strict):
@@ -109,13 +118,18 @@ class Power(Strict):
     down: float = Field(default=0.0, ge=0)
     maintenance: float = Field(default=0.0, ge=0)
     off_shift: float = Field(default=0.0, ge=0)
+    standby: float | None = Field(default=None, ge=0, description="power in standby; defaults to idle")
+    standby_after_minutes: float | None = Field(
+        default=None, ge=0, description="an idle machine goes to standby after this long; never when omitted"
+    )
 
 
 class Station(Strict):
     """A work station: ``machines`` identical machines in parallel fed by one buffer.
 
     ``buffer`` is the capacity of the queue in front of the station (units waiting, not those on machines);
-    omitted means unlimited. A full buffer blocks the upstream station.
+    omitted means unlimited. A full buffer blocks the upstream station. ``operators`` is the number of people
+    the station needs while the line works (for labour costs).
     """
 
     id: Id
@@ -130,3 +144,4 @@ class Station(Strict):
     quality: Quality = Field(default_factory=Quality)
     inspection: Inspection | None = None
     power_kw: Power = Field(default_factory=Power)
+    operators: int = Field(default=0, ge=0, le=1000)

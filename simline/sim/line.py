@@ -44,6 +44,8 @@ class LineStats:
         self.orders_created = 0
         self.orders_completed = 0
         self.orders_on_time = 0
+        self.orders_late = 0
+        self.tardiness = 0.0  # minutes late, summed over late orders
         self.units_released = 0
         self.units_finished = 0
         self.units_good = 0
@@ -303,11 +305,22 @@ class Line:
             on_time = now <= order.due
             stats.orders_completed += 1
             stats.orders_on_time += on_time
+            if not on_time:
+                stats.orders_late += 1
+                stats.tardiness += now - order.due
             stats.lead_time.add(lead)
             stats.lead_time_hist.add(lead)
             del self.orders[order.id]
             if self.emit is not None:
                 self.emit(OrderCompleted(now, order.id, lead, on_time))
+
+    @property
+    def staff(self) -> int:
+        """People the line needs while it works: station operators, technicians and staffed carriers."""
+        pool = self.transport.pool
+        carriers = pool.size if pool is not None and getattr(self.scenario.transport, "staffed", False) else 0
+        technicians = self.scenario.maintenance.technicians or 0
+        return sum(st.spec.operators for st in self.stations) + technicians + carriers
 
     @property
     def wip(self) -> int:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from simline.distributions import make_sampler
+from simline.distributions import Uniform, make_sampler
 from simline.events import (
     Breakdown,
     MachineState,
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Machine"]
 
-PROCESSING, SETUP, IDLE, BLOCKED, DOWN, MAINTENANCE, OFF_SHIFT = MachineState
+PROCESSING, SETUP, IDLE, BLOCKED, DOWN, MAINTENANCE, OFF_SHIFT, STANDBY = MachineState
 _EPS = 1e-9
+_U01 = Uniform(kind="uniform", low=0.0, high=1.0)
 
 Proc = Generator[simpy.Event, Any, None]
 
@@ -44,6 +45,11 @@ class Machine:
         self.unit_id: int | None = None
         failures = station.spec.failures
         self.ttf: float | None = None
+        self._life = 1.0
+        self._predictive = None
+        power = station.spec.power_kw
+        self._standby_after = power.standby_after_minutes
+        self._idle_token = 0
         if failures is not None:
             gen = station.streams.generator
             name = f"{station.id}#{index}"
@@ -51,9 +57,20 @@ class Machine:
             self._repair = make_sampler(failures.repair_time, gen(name, "repair"))
             self._response = make_sampler(failures.response_time, gen(name, "response"))
             self._needs_tech = failures.needs_technician
-            self.ttf = self._tbf()
+            self.ttf = self._life = self._tbf()
+            if failures.predictive is not None:
+                self._predictive = failures.predictive
+                self._detect = make_sampler(_U01, gen(name, "predictive"))
+                self._maintenance = make_sampler(failures.predictive.maintenance_time, gen(name, "maintenance"))
         self.plain = failures is None and line.calendar.always_on
         self.process = self.env.process(self.run())
+
+    @property
+    def degradation(self) -> float:
+        """Condition signal: 0 when as new, 1 at the limit where it breaks down (operating-time based)."""
+        if self.ttf is None:
+            return 0.0
+        return min(1.0, max(0.0, 1.0 - self.ttf / self._life)) if self._life > 0 else 1.0
 
     # --- state accounting ----------------------------------------------------------------------------
     @property
@@ -97,6 +114,8 @@ class Machine:
             unit = buf.take(self)
             if unit is None:
                 self.set_state(IDLE)
+                if self._standby_after is not None:
+                    self._arm_standby()
                 unit = yield buf.wait(self)
             if not plain_calendar:
                 working, change = calendar.state_at(self.env.now)
@@ -184,7 +203,33 @@ class Machine:
             if operating and self.ttf is not None:
                 self.ttf -= chunk
             if fails:
-                yield from self._breakdown()
+                if self._predictive is not None and self._detect() < self._predictive.detection_share:
+                    yield from self._planned_stop()
+                else:
+                    yield from self._breakdown()
+
+    def _arm_standby(self) -> None:
+        self._idle_token += 1
+        token = self._idle_token
+        delay = self._standby_after or 0.0
+        if delay <= 0:
+            self.set_state(STANDBY)
+            return
+
+        def to_standby(_: Any) -> None:
+            if self.state is IDLE and token == self._idle_token:
+                self.set_state(STANDBY)
+
+        self.env.timeout(delay).callbacks.append(to_standby)
+
+    def _planned_stop(self) -> Proc:
+        """A breakdown detected early by condition monitoring becomes a planned maintenance stop."""
+        resume = self.state
+        self.set_state(MAINTENANCE)
+        self.station.stats.maintenances += 1
+        yield self.env.timeout(self._maintenance())
+        self.ttf = self._life = self._tbf()
+        self.set_state(resume)
 
     def _breakdown(self) -> Proc:
         env = self.env
@@ -206,7 +251,7 @@ class Machine:
         if crew is not None:
             crew.release()
         st.stats.down_time.add(env.now - start)
-        self.ttf = self._tbf()
+        self.ttf = self._life = self._tbf()
         if line.emit is not None:
             line.emit(Repaired(env.now, st.id, self.index, env.now - start))
         self.set_state(resume)

@@ -30,6 +30,7 @@ class StationStats:
         "down_time",
         "failures",
         "good",
+        "maintenances",
         "planned_runtime",
         "processed",
         "rejected",
@@ -44,6 +45,7 @@ class StationStats:
         self.planned_runtime = 0.0  # sum of planned (mean) processing times of the units processed (PRI x PQ)
         self.setups = 0
         self.failures = 0
+        self.maintenances = 0
         self.rejected = 0
         self.down_time = Tally()  # breakdown to end of repair
         self.sojourn = Tally()  # arrival in the buffer to leaving the machine
