@@ -141,15 +141,7 @@ def run(
         raise typer.BadParameter("the event log file must end in .csv or .parquet", param_hint="--events")
     reps = scenario.experiment.replications
     try:
-        with Progress(
-            TextColumn("[bold]simulating[/bold] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=quiet,
-        ) as progress:
+        with _progress(quiet) as progress:
             task = progress.add_task(f"{scenario.name} ({scenario.experiment.horizon_hours:g} h)", total=reps)
             result = run_experiment(
                 scenario,
@@ -168,6 +160,90 @@ def run(
             out.print(f"KPIs written to {json_path}", highlight=False)
     if events is not None and not quiet:
         out.print(f"Event log written to {events}", highlight=False)
+
+
+@app.command()
+def compare(
+    file: Annotated[Path, typer.Argument(help="Scenario file (YAML) with investments.", show_default=False)],
+    investment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--investment",
+            "-i",
+            help="An investment to compare, or a combination such as 'pdm+smed'; repeatable "
+            "(default: each investment of the scenario on its own).",
+        ),
+    ] = None,
+    replications: Annotated[
+        int | None,
+        typer.Option("--replications", "-r", min=2, max=10_000, help="Replications (default: the scenario's)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed (default: the scenario's).")] = None,
+    horizon_hours: Annotated[float | None, typer.Option(help="Simulated hours per replication.")] = None,
+    warmup_hours: Annotated[
+        float | None, typer.Option(help="Hours discarded at the start of each replication.")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Parallel processes (default: one per core).")
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the comparison and business cases as JSON.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write a self-contained HTML report (plotly, works offline).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no tables.")] = False,
+) -> None:
+    """Compare the baseline with investments: KPI changes with paired 95 % CIs and the business case."""
+    from simline.compare import run_comparison
+    from simline.report_text import print_comparison
+
+    scenario = _with_experiment(
+        _load(file), horizon_hours=horizon_hours, warmup_hours=warmup_hours, replications=replications, seed=seed
+    )
+    if not scenario.investments:
+        err.print(f"{file}: the scenario has no investments to compare (add an 'investments:' list)")
+        raise typer.Exit(EXIT_SCENARIO)
+    if scenario.experiment.replications < 2 and replications is None:
+        scenario = _with_experiment(scenario, replications=2)
+    specs = investment or [inv.name for inv in scenario.investments]
+    runs = scenario.experiment.replications * (1 + len(specs))
+    try:
+        with _progress(quiet) as progress:
+            task = progress.add_task(f"{scenario.name}: baseline + {len(specs)} alternative(s)", total=runs)
+            comparison = run_comparison(
+                scenario, specs, jobs=jobs, progress=lambda done, _total: progress.update(task, completed=done)
+            )
+    except ScenarioError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(EXIT_SCENARIO) from None
+    except SimlineError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    if not quiet:
+        print_comparison(comparison, out)
+    if json_path is not None:
+        json_path.write_text(json.dumps(_json_safe(comparison.to_json()), indent=2) + "\n", encoding="utf-8")
+        if not quiet:
+            out.print(f"Comparison written to {json_path}", highlight=False)
+    if report is not None:
+        from dashboards.report import write_report
+
+        write_report(comparison, report)
+        if not quiet:
+            out.print(f"Report written to {report}", highlight=False)
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]simulating[/bold] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=quiet,
+    )
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from simline.kpis import Kpis, compute_kpis
 from simline.scenario.model import Scenario
 from simline.sim.line import Line
 
-__all__ = ["ExperimentResult", "Summary", "run_experiment", "run_replication", "summarise"]
+__all__ = ["ExperimentResult", "Summary", "run_experiment", "run_replication", "run_tasks", "summarise"]
 
 _Task = tuple[Scenario, int, int | None, Path | None]
 
@@ -152,19 +152,33 @@ def run_replication(
     return compute_kpis(line)
 
 
-def _worker(args: _Task) -> tuple[int, Kpis]:
-    scenario, replication, seed, events = args
-    return replication, run_replication(scenario, replication, seed, events)
+def _worker(task: _Task) -> Kpis:
+    scenario, replication, seed, events = task
+    return run_replication(scenario, replication, seed, events)
 
 
-def _serial(tasks: list[_Task], progress: Progress | None) -> dict[int, Kpis]:
-    results: dict[int, Kpis] = {}
+def run_tasks(tasks: Sequence[_Task], jobs: int | None = None, progress: Progress | None = None) -> list[Kpis]:
+    """Run replications ``(scenario, replication, seed, event log path)`` on ``jobs`` processes.
+
+    Returns:
+        The KPIs of each task, in the order of ``tasks``.
+    """
     total = len(tasks)
-    for scenario, r, seed, events in tasks:
-        done = len(results)
-        tick = (lambda f, done=done: progress(done + f, total)) if progress is not None else None
-        results[r] = run_replication(scenario, r, seed, events, on_progress=tick)
-    return results
+    workers = max(1, min(total, jobs or os.cpu_count() or 1))
+    results: dict[int, Kpis] = {}
+    if workers == 1:
+        for i, (scenario, r, seed, events) in enumerate(tasks):
+            tick = (lambda f, done=i: progress(done + f, total)) if progress is not None else None
+            results[i] = run_replication(scenario, r, seed, events, on_progress=tick)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_worker, task): i for i, task in enumerate(tasks)}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                if progress:
+                    progress(len(results), total)
+    return [results[i] for i in range(total)]
 
 
 def run_experiment(
@@ -183,23 +197,11 @@ def run_experiment(
     exp = scenario.experiment
     reps = replications or exp.replications
     seed = exp.seed if seed is None else seed
-    workers = max(1, min(reps, jobs or os.cpu_count() or 1))
     parts = [EventLog.part_path(events, r) for r in range(reps)] if events is not None else [None] * reps
     tasks: list[_Task] = [(scenario, r, seed, parts[r]) for r in range(reps)]
-    results: dict[int, Kpis] = {}
-    if workers == 1:
-        results = _serial(tasks, progress)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_worker, task) for task in tasks]
-            for future in as_completed(futures):
-                r, kpis = future.result()
-                results[r] = kpis
-                if progress:
-                    progress(len(results), reps)
+    runs = run_tasks(tasks, jobs, progress)
     if events is not None:
         EventLog.merge(events, [p for p in parts if p is not None])
     result = ExperimentResult(scenario.name, seed, exp.horizon_hours, exp.warmup_hours)
-    result.runs = [results[r] for r in range(reps)]
+    result.runs = runs
     return result

@@ -49,7 +49,9 @@ def _check_non_negative(name: str, value: float) -> None:
 
 def _check_rate(rate: float) -> None:
     if not rate > -1:  # also rejects NaN
-        raise ValueError(f"rate must be above -1 (a loss of 100 % or more per year has no discount factor), got {rate!r}")
+        raise ValueError(
+            f"rate must be above -1 (a loss of 100 % or more per year has no discount factor), got {rate!r}"
+        )
 
 
 def _check_share(share: float) -> None:
@@ -308,8 +310,9 @@ def business_case(
         rate: Discount rate per year, as a fraction.
         installation_loss: One-off loss in year 1.
         grant: Grant received at t = 0 (see :func:`grant_amount`).
-        tax_credits: Credit used in years 1, 2, ... (see :func:`tax_credit_schedule`); may be shorter than
-            ``years``, and longer only with zeros beyond the horizon.
+        tax_credits: Credit used in years 1, 2, ... (see :func:`tax_credit_schedule`); missing years count as 0.
+            Credits after year ``years`` fall outside the appraisal and are ignored, like benefits after the
+            horizon (compare ``sum(tax_credits)`` with the credits in ``cash_flows`` to see what was left out).
         residual_value: Value of the equipment at the end of the horizon; negative for a disposal cost.
 
     Returns:
@@ -317,8 +320,7 @@ def business_case(
 
     Raises:
         ValueError: If ``capex``, ``opex_per_year``, ``installation_loss``, ``grant`` or a tax credit is negative,
-            any amount is not finite, ``years`` is below 1, ``rate`` is -1 or below, or ``tax_credits`` has a
-            non-zero credit after year ``years`` (it would silently fall outside the appraisal).
+            any amount is not finite, ``years`` is below 1 or ``rate`` is -1 or below.
     """
     _check_finite("annual_benefit", annual_benefit)
     _check_non_negative("capex", capex)
@@ -330,11 +332,6 @@ def business_case(
     _check_finite("residual_value", residual_value)
     for i, credit in enumerate(tax_credits):
         _check_non_negative(f"tax_credits[{i}] (year {i + 1})", credit)
-        if i >= years and credit != 0:
-            raise ValueError(
-                f"tax_credits[{i}] (year {i + 1}) is {credit!r}, beyond the {years}-year horizon: "
-                "extend years or drop credits the appraisal should not count"
-            )
     flows = [float(-capex + grant)]
     for t in range(1, years + 1):
         flow = float(annual_benefit - opex_per_year)

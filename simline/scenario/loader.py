@@ -53,7 +53,11 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: FsPath | None 
 
 
 def scenario_from_data(
-    data: Any, source: str = "<data>", lines: LineMap | None = None, base_dir: FsPath | None = None
+    data: Any,
+    source: str = "<data>",
+    lines: LineMap | None = None,
+    base_dir: FsPath | None = None,
+    check_investments: bool = True,
 ) -> Scenario:
     """Validate already-parsed scenario data (e.g. a scenario with an overlay applied).
 
@@ -81,7 +85,41 @@ def scenario_from_data(
             else:
                 issues.append(_issue_at(path, msg, lines))
         raise ScenarioError(source, issues)
+    if check_investments:
+        _check_investments(scenario, source, lines)
     return scenario
+
+
+def _check_investments(scenario: Scenario, source: str, lines: LineMap) -> None:
+    """Each investment must apply to the scenario and leave it valid."""
+    from simline.overlays import apply_investments
+
+    issues: list[Issue] = []
+    seen: set[str] = set()
+    for i, inv in enumerate(scenario.investments):
+        if inv.name in seen:
+            issues.append(_issue_at(("investments", i, "name"), f"investment '{inv.name}' is defined twice", lines))
+            continue
+        seen.add(inv.name)
+        try:
+            apply_investments(scenario, [inv.name])
+        except ScenarioError as exc:
+            for issue in exc.issues:
+                path = _parse_path(issue.path) if issue.path.startswith("investments[") else ("investments", i)
+                message = issue.message if issue.path.startswith("investments[") else f"{issue.path}: {issue.message}"
+                issues.append(_issue_at(path, message, lines))
+    if issues:
+        raise ScenarioError(source, issues)
+
+
+def _parse_path(dotted: str) -> Path:
+    out: list[str | int] = []
+    for part in dotted.replace("[", ".[").split("."):
+        if part.startswith("[") and part.endswith("]"):
+            out.append(int(part[1:-1]))
+        elif part:
+            out.append(part)
+    return tuple(out)
 
 
 def _book_issue(book: str, csv_line: int, rest: Path, message: str, lines: LineMap) -> Issue:
