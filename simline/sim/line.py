@@ -64,6 +64,7 @@ class Line:
         replication: Replication number; selects the random streams together with the seed.
         seed: Overrides the scenario's seed.
         observers: Called with every event the model emits.
+        live: Prepare the machines for live commands (fault injection, reset); a little slower.
     """
 
     def __init__(
@@ -72,8 +73,10 @@ class Line:
         replication: int = 0,
         seed: int | None = None,
         observers: Iterable[Observer] = (),
+        live: bool = False,
     ) -> None:
         self.scenario = scenario
+        self.live = live
         self.env = env = simpy.Environment()
         self.streams = streams = Streams(scenario.experiment.seed if seed is None else seed, replication)
         self.observers: list[Observer] = list(observers)

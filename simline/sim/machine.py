@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from simline.distributions import Uniform, make_sampler
+from simline.errors import CommandError
 from simline.events import (
     Breakdown,
     MachineState,
@@ -50,6 +51,10 @@ class Machine:
         power = station.spec.power_kw
         self._standby_after = power.standby_after_minutes
         self._idle_token = 0
+        self._armed_fault: float | None = None
+        self._working = False
+        self._repairing = False
+        self._needs_tech = False
         if failures is not None:
             gen = station.streams.generator
             name = f"{station.id}#{index}"
@@ -62,7 +67,7 @@ class Machine:
                 self._predictive = failures.predictive
                 self._detect = make_sampler(_U01, gen(name, "predictive"))
                 self._maintenance = make_sampler(failures.predictive.maintenance_time, gen(name, "maintenance"))
-        self.plain = failures is None and line.calendar.always_on
+        self.plain = failures is None and line.calendar.always_on and not line.live
         self.process = self.env.process(self.run())
 
     @property
@@ -182,23 +187,44 @@ class Machine:
             transport.send(unit, nxt)
 
     def _work(self, duration: float, operating: bool) -> Proc:
-        """Spend ``duration`` minutes of working time: paused off-shift; breakdowns interrupt operating time."""
+        """Spend ``duration`` minutes of working time: paused off-shift; breakdowns interrupt operating time.
+
+        An injected fault (a live command) interrupts the work at once; the work resumes after the repair.
+        """
         env = self.env
         calendar = self.line.calendar
         remaining = duration
         while remaining > _EPS:
+            if self._armed_fault is not None:
+                repair, self._armed_fault = self._armed_fault, None
+                yield from self._breakdown(forced_repair=repair)
+                continue
             chunk = remaining
             if not calendar.always_on:
                 working, change = calendar.state_at(env.now)
                 if not working:
-                    yield env.timeout(change - env.now)
+                    try:
+                        self._working = True
+                        yield env.timeout(change - env.now)
+                    except simpy.Interrupt:
+                        pass  # the injected fault is armed and taken at the top of the loop
+                    finally:
+                        self._working = False
                     continue
                 chunk = min(chunk, change - env.now)
             fails = operating and self.ttf is not None and self.ttf < chunk
             if fails:
                 chunk = self.ttf  # type: ignore[assignment]
             if chunk > 0:
-                yield env.timeout(chunk)
+                start = env.now
+                try:
+                    self._working = True
+                    yield env.timeout(chunk)
+                except simpy.Interrupt:
+                    chunk = env.now - start
+                    fails = False
+                finally:
+                    self._working = False
             remaining -= chunk
             if operating and self.ttf is not None:
                 self.ttf -= chunk
@@ -207,6 +233,45 @@ class Machine:
                     yield from self._planned_stop()
                 else:
                     yield from self._breakdown()
+
+    # --- live commands -------------------------------------------------------------------------------
+    def inject_fault(self, repair_minutes: float | None = None) -> str:
+        """Break the machine down now if it is working, else when it next starts work.
+
+        Args:
+            repair_minutes: Repair duration; default the mean repair time of the station (15 without failures).
+
+        Returns:
+            ``"down"`` when the machine broke down at once, ``"armed"`` when the fault waits for the next work.
+
+        Raises:
+            CommandError: The machine is already down or in maintenance, or the repair time is not positive.
+        """
+        if self.state in (DOWN, MAINTENANCE) or self._armed_fault is not None:
+            raise CommandError("station", f"machine {self.station.id}#{self.index} is already down")
+        if repair_minutes is not None and not 0 < repair_minutes <= 10_000:
+            raise CommandError("repair_minutes", f"must be between 0 and 10000 minutes, got {repair_minutes:g}")
+        failures = self.station.spec.failures
+        default = self._repair.mean if failures is not None else 15.0
+        self._armed_fault = repair_minutes if repair_minutes is not None else default
+        if self._working:
+            self.process.interrupt("fault")
+            return "down"
+        return "armed"
+
+    def reset(self) -> str:
+        """End a breakdown's repair now (or cancel an armed fault).
+
+        Returns:
+            ``"repaired"``, ``"disarmed"`` or ``"running"`` when there was nothing to reset.
+        """
+        if self._armed_fault is not None:
+            self._armed_fault = None
+            return "disarmed"
+        if self.state is DOWN and self._repairing:
+            self.process.interrupt("reset")
+            return "repaired"
+        return "running"
 
     def _arm_standby(self) -> None:
         self._idle_token += 1
@@ -231,7 +296,7 @@ class Machine:
         self.ttf = self._life = self._tbf()
         self.set_state(resume)
 
-    def _breakdown(self) -> Proc:
+    def _breakdown(self, forced_repair: float | None = None) -> Proc:
         env = self.env
         st = self.station
         line = self.line
@@ -241,17 +306,33 @@ class Machine:
         st.stats.failures += 1
         if line.emit is not None:
             line.emit(Breakdown(start, st.id, self.index))
-        response = self._response()
-        if response > 0:
-            yield env.timeout(response)
         crew = line.crew if self._needs_tech else None
-        if crew is not None and not crew.try_acquire():
-            yield crew.wait()
-        yield env.timeout(self._repair())
-        if crew is not None:
-            crew.release()
+        held = False
+        waiting: simpy.Event | None = None
+        self._repairing = True
+        try:
+            response = self._response() if forced_repair is None else 0.0
+            if response > 0:
+                yield env.timeout(response)
+            if crew is not None:
+                if crew.try_acquire():
+                    held = True
+                else:
+                    waiting = crew.wait()
+                    yield waiting
+                    waiting, held = None, True
+            yield env.timeout(self._repair() if forced_repair is None else forced_repair)
+        except simpy.Interrupt:
+            pass  # reset: the repair is over now
+        finally:
+            self._repairing = False
+            if waiting is not None and crew is not None:
+                crew.cancel(waiting)
+            if held and crew is not None:
+                crew.release()
         st.stats.down_time.add(env.now - start)
-        self.ttf = self._life = self._tbf()
+        if forced_repair is None:
+            self.ttf = self._life = self._tbf()
         if line.emit is not None:
             line.emit(Repaired(env.now, st.id, self.index, env.now - start))
         self.set_state(resume)

@@ -44,6 +44,13 @@ class Pool:
         self._waiters.append(event)
         return event
 
+    def cancel(self, event: simpy.Event) -> None:
+        """Withdraw a pending request; if it was already granted, give the server back."""
+        if event in self._waiters:
+            self._waiters.remove(event)
+        elif event.triggered:
+            self.release()
+
     def release(self, _: Any = None) -> None:
         """Give a server back; the longest waiter gets it."""
         if self._waiters:

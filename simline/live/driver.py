@@ -1,0 +1,158 @@
+"""The live driver: advances the model to a wall-clock-derived target in small slices inside an asyncio loop.
+
+The OPC UA server, the MQTT client and the dashboard share the loop; the driver never blocks it for more than
+a slice. Commands are plain method calls made from the loop, so they always land between simulation steps, at
+the simulated "now".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+from simline.errors import CommandError
+from simline.sim.line import Line
+
+__all__ = ["LagStats", "LiveDriver"]
+
+
+class LagStats:
+    """How far the simulation trails its wall-clock target (wall seconds), over a rolling window."""
+
+    def __init__(self, window: int = 2000) -> None:
+        self.samples: deque[float] = deque(maxlen=window)
+        self.current = 0.0
+
+    def add(self, lag: float) -> None:
+        """Record one measurement."""
+        self.current = lag
+        self.samples.append(lag)
+
+    def quantile(self, q: float) -> float:
+        """The ``q``-quantile of the recorded lags (0 when none)."""
+        if not self.samples:
+            return 0.0
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1 if q > 0 else 0)]
+
+
+class LiveDriver:
+    """Runs a :class:`Line` paced to the wall clock.
+
+    Args:
+        line: The model.
+        speed: Simulated seconds per wall second (60: one simulated minute per second).
+        slice_seconds: Longest time one advance may hold the event loop.
+        tick_seconds: Pause between advances.
+        clock: Wall clock (seconds); injectable for tests.
+    """
+
+    MIN_SPEED = 0.1
+    MAX_SPEED = 100_000.0
+
+    def __init__(
+        self,
+        line: Line,
+        speed: float = 60.0,
+        slice_seconds: float = 0.02,
+        tick_seconds: float = 0.02,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.line = line
+        self.env = line.env
+        self._check_speed(speed)
+        self.speed = speed
+        self.slice_seconds = slice_seconds
+        self.tick_seconds = tick_seconds
+        self.clock = clock
+        self.lag = LagStats()
+        self.paused = False
+        self.steps = 0
+        self._anchor_wall = clock()
+        self._anchor_sim = self.env.now
+        self._stop = asyncio.Event()
+        self.finished = False
+
+    # --- control -------------------------------------------------------------------------------------
+    def _check_speed(self, speed: float) -> None:
+        if not (self.MIN_SPEED <= speed <= self.MAX_SPEED) or math.isnan(speed):
+            raise CommandError("speed", f"must be between {self.MIN_SPEED:g} and {self.MAX_SPEED:g}, got {speed:g}")
+
+    def target(self) -> float:
+        """Simulated minutes the model should have reached now."""
+        if self.paused:
+            return self._anchor_sim
+        return self._anchor_sim + (self.clock() - self._anchor_wall) * self.speed / 60.0
+
+    def _reanchor(self) -> None:
+        self._anchor_sim = max(self.env.now, min(self.target(), self.env.now))
+        self._anchor_wall = self.clock()
+
+    def set_speed(self, speed: float) -> None:
+        """Change the pace from now on.
+
+        Raises:
+            CommandError: The speed is out of range.
+        """
+        self._check_speed(speed)
+        self._reanchor()
+        self.speed = speed
+
+    def pause(self) -> None:
+        """Hold the simulated clock."""
+        if not self.paused:
+            self._reanchor()
+            self.paused = True
+
+    def resume(self) -> None:
+        """Let the simulated clock run again from where it stands."""
+        if self.paused:
+            self.paused = False
+            self._anchor_wall = self.clock()
+            self._anchor_sim = self.env.now
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current slice."""
+        self._stop.set()
+
+    # --- running -------------------------------------------------------------------------------------
+    def advance(self) -> float:
+        """Process events up to the target, for at most one slice. Returns the lag in wall seconds."""
+        env = self.env
+        target = self.target()
+        deadline = time.perf_counter() + self.slice_seconds
+        step = env.step
+        peek = env.peek
+        n = 0
+        while peek() <= target:
+            step()
+            n += 1
+            if not n & 63 and time.perf_counter() > deadline:
+                break
+        self.steps += n
+        if peek() > target and env.now < target:
+            env.run(until=target)
+        lag_sim = max(0.0, target - env.now)
+        lag = lag_sim * 60.0 / self.speed
+        self.lag.add(lag)
+        return lag
+
+    async def run(self, until_minutes: float | None = None, duration_seconds: float | None = None) -> None:
+        """Advance the model until stopped, until ``until_minutes`` simulated or ``duration_seconds`` of wall time."""
+        self._reanchor()
+        started = self.clock()
+        while not self._stop.is_set():
+            self.advance()
+            if until_minutes is not None and self.env.now >= until_minutes:
+                break
+            if duration_seconds is not None and self.clock() - started >= duration_seconds:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.tick_seconds)
+        self.finished = True
+        for machine in self.line.machines:
+            machine.flush()
