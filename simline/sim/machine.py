@@ -44,6 +44,9 @@ class Machine:
         self.times = [0.0] * len(MachineState)
         self.family: str | None = None
         self.unit_id: int | None = None
+        self.order_id: str | None = None
+        self.processed = 0  # since the start of the run (live counters)
+        self.good = 0
         failures = station.spec.failures
         self.ttf: float | None = None
         self._life = 1.0
@@ -141,6 +144,7 @@ class Machine:
             duration = draw() / st.speed
             self.set_state(PROCESSING)
             self.unit_id = unit.id
+            self.order_id = unit.order.id
             emit = line.emit
             if emit is not None:
                 emit(OperationStarted(self.env.now, st.id, self.index, unit.id, unit.order.id))
@@ -150,15 +154,17 @@ class Machine:
                 yield from self._work(duration, operating=True)
             stats = st.stats
             stats.processed += 1
+            self.processed += 1
             stats.planned_runtime += planned
             if st.defect_p and st.uniform() < st.defect_p:
                 unit.defective = True
             else:
                 stats.good += 1
+                self.good += 1
             if emit is not None:
                 emit(OperationFinished(self.env.now, st.id, self.index, unit.id, unit.order.id, unit.defective))
             target = line.inspect(st, unit) if inspects else unit.step + 1
-            self.unit_id = None
+            self.unit_id = self.order_id = None
             if target < 0:  # scrapped
                 st.leave(unit)
                 line.scrap(unit, st)
