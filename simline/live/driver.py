@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from simline.errors import CommandError
 from simline.sim.line import Line
+from simline.sim.units import Order
 
 __all__ = ["LagStats", "LiveDriver"]
 
@@ -114,6 +115,22 @@ class LiveDriver:
             self.paused = False
             self._anchor_wall = self.clock()
             self._anchor_sim = self.env.now
+
+    def place_order(
+        self, family: str, options: dict[str, str], quantity: int = 1, due_in_hours: float | None = None
+    ) -> Order:
+        """Check and place an order at the simulated now; it is due ``due_in_hours`` later (default: the
+        scenario's promised lead time).
+
+        Raises:
+            CommandError: The order is not valid; nothing is placed.
+        """
+        self.line.check_order(family, options, quantity)
+        if due_in_hours is None:
+            due_in_hours = self.line.scenario.orders.due_in_hours
+        elif not 0 < due_in_hours <= 24 * 365:
+            raise CommandError("due_in_hours", f"must be between 0 and 8760, got {due_in_hours:g}")
+        return self.line.place_order(family, options, quantity, self.env.now + due_in_hours * 60.0)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current slice."""

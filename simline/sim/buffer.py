@@ -48,6 +48,11 @@ class Buffer:
         """Units waiting: in the buffer and on the rework rack."""
         return self._size + len(self._rework)
 
+    def set_capacity(self, capacity: int | None) -> None:
+        """Change the capacity (a live setpoint); senders blocked on a full buffer move on if there is room now."""
+        self.capacity = capacity
+        self._grant_space()
+
     # --- senders -------------------------------------------------------------------------------------
     def reserve(self) -> bool:
         """Take a slot now if there is one (a waiting machine counts as a slot)."""

@@ -45,6 +45,7 @@ class Machine:
         self.family: str | None = None
         self.unit_id: int | None = None
         self.order_id: str | None = None
+        self.failures = 0
         self.processed = 0  # since the start of the run (live counters)
         self.good = 0
         failures = station.spec.failures
@@ -310,6 +311,7 @@ class Machine:
         self.set_state(DOWN)
         start = env.now
         st.stats.failures += 1
+        self.failures += 1
         if line.emit is not None:
             line.emit(Breakdown(start, st.id, self.index))
         crew = line.crew if self._needs_tech else None

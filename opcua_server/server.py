@@ -1,0 +1,461 @@
+"""The OPC UA server of a live line: the address space, its sync with the model, methods, setpoints, alarms.
+
+Everything runs on the live driver's asyncio loop. Model events arrive through an observer that only queues
+them; a sync task writes changed values through asyncua's fast attribute path and fires events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from asyncua import Server, ua
+from asyncua.server.address_space import AttributeService
+
+from opcua_server.address_space import AddressSpace, build_address_space, machine_names
+from opcua_server.security import SecurityConfig, apply_security
+from simline.errors import CommandError
+from simline.events import Breakdown, Event, MachineState, OrderCompleted, Repaired
+from simline.kpis import compute_kpis
+from simline.live.driver import LiveDriver
+from simline.live.orders import parse_options
+from simline.live.telemetry import Telemetry
+from simline.sim.machine import Machine
+
+__all__ = ["LineServer", "item_state", "operation_mode"]
+
+log = logging.getLogger("simline.opcua")
+S = MachineState
+
+
+def item_state(state: MachineState) -> str:
+    """MachineryItemState for a simulated state (OPC 40001-1 annex C)."""
+    if state is S.OFF_SHIFT:
+        return "NotAvailable"
+    if state in (S.DOWN, S.MAINTENANCE):
+        return "OutOfService"
+    if state is S.PROCESSING:
+        return "Executing"
+    return "NotExecuting"
+
+
+def operation_mode(state: MachineState) -> str:
+    """MachineryOperationMode for a simulated state (OPC 40001-1 annex C)."""
+    if state is S.OFF_SHIFT:
+        return "None"
+    if state is S.MAINTENANCE:
+        return "Maintenance"
+    if state is S.SETUP:
+        return "Setup"
+    return "Processing"
+
+
+class LineServer:
+    """Serves a live line over OPC UA.
+
+    Args:
+        driver: The live driver of the line.
+        endpoint: e.g. ``opc.tcp://0.0.0.0:4840/simline``.
+        security: Security profile; ``None`` means the open demo profile.
+        publish_interval: Wall seconds between syncs of the address space.
+        history_count: Values kept per historized variable.
+    """
+
+    def __init__(
+        self,
+        driver: LiveDriver,
+        endpoint: str = "opc.tcp://0.0.0.0:4840/simline",
+        security: SecurityConfig | None = None,
+        publish_interval: float = 0.2,
+        history_count: int = 2000,
+        epoch: datetime | None = None,
+    ) -> None:
+        self.driver = driver
+        self.line = driver.line
+        self.endpoint = endpoint
+        self.security = security
+        self.publish_interval = publish_interval
+        self.history_count = history_count
+        now = datetime.now(UTC)
+        self.epoch = epoch or (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+        self.server = Server()
+        self.space: AddressSpace | None = None
+        self.telemetry = Telemetry(self.line.machines, seed=self.line.streams.seed)
+        self._machines: list[tuple[str, Machine]] = []
+        self._last: dict[ua.NodeId, Any] = {}
+        self._events: deque[Event] = deque(maxlen=10_000)
+        self._alarms: dict[str, Any] = {}
+        self._alarm_ids: dict[bytes, str] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._setpoints: dict[ua.NodeId, Callable[[Any], Callable[[], None]]] = {}
+        self.writes = 0
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Build the address space and start serving."""
+        server = self.server
+        await server.init()
+        server.set_endpoint(self.endpoint)
+        server.set_server_name(f"simline — {self.line.scenario.name}")
+        await apply_security(server, self.security)
+        self.space = space = await build_address_space(server, self.line.scenario)
+        by_station = {st.id: st for st in self.line.stations}
+        for name, index, sid in machine_names(self.line.scenario):
+            self._machines.append((name, by_station[sid].machines[index]))
+        await self._add_methods(space)
+        self._wrap_writes()
+        for name, _ in self._machines:
+            for var in ("Power", "Condition", "Temperature", "Vibration"):
+                node = server.get_node(space.nodeid(f"Machines.{name}.Monitoring.{var}"))
+                await server.historize_node_data_change(node, period=None, count=self.history_count)
+            self._alarms[name] = await server.get_event_generator(
+                ua.ObjectIds.OffNormalAlarmType, space.machine_nodes[name]
+            )
+        for var in ("OEE", "ThroughputPerHour", "WIP", "OnTimeDelivery"):
+            node = server.get_node(space.nodeid(f"Line.KPIs.{var}"))
+            await server.historize_node_data_change(node, period=None, count=self.history_count)
+        self._orders_gen = await server.get_event_generator(ua.ObjectIds.BaseEventType, space.line)
+        server.link_method(server.get_node(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge), self._acknowledge)
+        self.line.add_observer(self._on_event)
+        await self.sync(kpis=True)
+        await server.start()
+        self._task = asyncio.create_task(self._sync_loop(), name="opcua-sync")
+
+    async def stop(self) -> None:
+        """Stop syncing and serving."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.server.stop()
+
+    # --- sync ----------------------------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, Breakdown | Repaired | OrderCompleted):
+            self._events.append(event)
+
+    async def _sync_loop(self) -> None:
+        ticks = 0
+        while True:
+            await asyncio.sleep(self.publish_interval)
+            ticks += 1
+            try:
+                await self.sync(kpis=ticks % max(1, round(1.0 / self.publish_interval)) == 0)
+            except Exception:  # a bug in the sync must show, but never stop the line
+                log.exception("OPC UA sync failed")
+
+    async def _write(self, path: str, value: Any, kind: ua.VariantType) -> None:
+        assert self.space is not None
+        nodeid = self.space.nodeid(path)
+        if self._last.get(nodeid) == value:
+            return
+        self._last[nodeid] = value
+        self.writes += 1
+        await self.server.write_attribute_value(nodeid, ua.DataValue(ua.Variant(value, kind)))
+
+    async def sync(self, kpis: bool = False) -> None:
+        """Write every changed value, fire queued events; with ``kpis`` also the line's KPIs."""
+        V = ua.VariantType
+        w = self._write
+        for (name, m), sig in zip(self._machines, self.telemetry.sample(), strict=True):
+            base = f"Machines.{name}."
+            state = sig.state
+            await w(
+                base + "MachineryBuildingBlocks.MachineryItemState.CurrentState",
+                ua.LocalizedText(item_state(state)),
+                V.LocalizedText,
+            )
+            await w(
+                base + "MachineryBuildingBlocks.MachineryOperationMode.CurrentState",
+                ua.LocalizedText(operation_mode(state)),
+                V.LocalizedText,
+            )
+            await w(base + "Monitoring.State", state.label, V.String)
+            await w(base + "Monitoring.Power", sig.power_kw, V.Double)
+            await w(base + "Monitoring.Condition", round(sig.condition, 4), V.Double)
+            await w(base + "Monitoring.Temperature", sig.temperature_c, V.Double)
+            await w(base + "Monitoring.Vibration", sig.vibration_mm_s, V.Double)
+            await w(base + "Monitoring.BufferLevel", m.station.buffer.waiting, V.Int32)
+            await w(base + "OperationCounters.ProcessedCount", m.processed, V.Int64)
+            await w(base + "OperationCounters.GoodCount", m.good, V.Int64)
+            await w(base + "OperationCounters.OperatingTime", round(m.times[S.PROCESSING] / 60.0, 4), V.Double)
+            await w(base + "OperationCounters.FailureCount", m.failures, V.Int64)
+            order = self.line.orders.get(m.order_id) if m.order_id else None
+            await w(base + "CurrentOrder.OrderId", m.order_id or "", V.String)
+            await w(base + "CurrentOrder.Product", order.variant.family if order else "", V.String)
+            await w(base + "CurrentOrder.Options", order.variant.options_text() if order else "", V.String)
+            await w(base + "Setpoints.SpeedOverride", m.station.speed, V.Double)
+            cap = m.station.buffer.capacity
+            await w(base + "Setpoints.BufferLimit", -1 if cap is None else cap, V.Int32)
+        env_now = self.line.env.now
+        await w("Line.Clock.SimulatedMinutes", round(env_now, 3), V.Double)
+        await w("Line.Clock.SimulatedTime", self.epoch + timedelta(minutes=env_now), V.DateTime)
+        await w("Line.Clock.Speed", self.driver.speed, V.Double)
+        await w("Line.Clock.Paused", self.driver.paused, V.Boolean)
+        await w("Line.Clock.LagSeconds", round(self.driver.lag.current, 3), V.Double)
+        await w("Line.Orders.OpenOrders", len(self.line.orders), V.Int32)
+        await w("Line.Orders.CompletedOrders", self.line.stats.orders_completed, V.Int64)
+        if kpis:
+            await self._sync_kpis()
+        while self._events:
+            await self._fire(self._events.popleft())
+
+    async def _sync_kpis(self) -> None:
+        V = ua.VariantType
+        k = compute_kpis(self.line)
+        names = {
+            "OEE": "line.oee",
+            "Availability": "line.availability",
+            "Performance": "line.performance",
+            "Quality": "line.quality",
+            "ThroughputPerHour": "line.throughput_per_hour",
+            "WIP": "line.wip_mean",
+            "OnTimeDelivery": "line.on_time_delivery",
+            "LeadTimeMeanHours": "line.lead_time_mean_h",
+            "ScrapRate": "line.scrap_rate",
+            "EnergyPerGoodUnit": "line.energy_per_good_unit_kwh",
+        }
+        for node, key in names.items():
+            value = k.get(key)
+            await self._write(f"Line.KPIs.{node}", round(value, 6) if value is not None else 0.0, V.Double)
+        shares = {st.id: k.get(f"stations.{st.id}.active_share") or 0.0 for st in self.line.stations}
+        await self._write("Line.KPIs.Bottleneck", max(shares, key=lambda s: shares[s]), V.String)
+        orders = [
+            {
+                "order_id": o.id,
+                "product": o.variant.family,
+                "options": o.variant.options_text(),
+                "done": o.done,
+                "quantity": o.quantity,
+                "due_minutes": round(o.due, 1),
+            }
+            for o in list(self.line.orders.values())[:200]
+        ]
+        await self._write("Line.Orders.OrderList", json.dumps(orders), V.String)
+
+    async def _fire(self, event: Event) -> None:
+        if isinstance(event, OrderCompleted):
+            gen = self._orders_gen
+            gen.event.Message = ua.LocalizedText(
+                f"order {event.order_id} completed in {event.lead_time / 60:.2f} h"
+                f" ({'on time' if event.on_time else 'late'})"
+            )
+            gen.event.Severity = 100
+            await gen.trigger()
+            return
+        name = self._machine_name(event.station, event.machine)  # type: ignore[attr-defined]
+        gen = self._alarms[name]
+        active = isinstance(event, Breakdown)
+        ev = gen.event
+        ev.ConditionName = "Breakdown"
+        ev.SourceName = name
+        ev.Severity = 800 if active else 100
+        ev.Message = ua.LocalizedText(
+            f"{name} broke down" if active else f"{name} repaired after {event.downtime:.0f} min"  # type: ignore[attr-defined]
+        )
+        ev.ActiveState = ua.LocalizedText("Active" if active else "Inactive")
+        setattr(ev, "ActiveState/Id", active)
+        if active:
+            ev.AckedState = ua.LocalizedText("Unacknowledged")
+            setattr(ev, "AckedState/Id", False)
+        ev.Retain = active
+        await gen.trigger()
+        self._alarm_ids[_event_id(ev.EventId)] = name
+
+    def _machine_name(self, station: str, index: int) -> str:
+        st = self.line.by_id[station]
+        return station if st.spec.machines == 1 else f"{station}_{index + 1}"
+
+    async def _acknowledge(self, parent: ua.NodeId, event_id: ua.Variant, comment: ua.Variant) -> Any:
+        name = self._alarm_ids.get(_event_id(event_id))
+        if name is None:
+            return ua.StatusCode(ua.StatusCodes.BadEventIdUnknown)
+        ev = self._alarms[name].event
+        ev.AckedState = ua.LocalizedText("Acknowledged")
+        setattr(ev, "AckedState/Id", True)
+        await self._alarms[name].trigger()
+        return []
+
+    # --- methods -------------------------------------------------------------------------------------
+    async def _add_methods(self, space: AddressSpace) -> None:
+        idx = space.idx
+        V = ua.VariantType
+
+        def arg(name: str, kind: ua.VariantType, text: str) -> ua.Argument:
+            a = ua.Argument()
+            a.Name = name
+            a.DataType = ua.NodeId(kind.value)
+            a.ValueRank = -1
+            a.Description = ua.LocalizedText(text)
+            return a
+
+        await space.line.add_method(
+            ua.NodeId("Line.PlaceOrder", idx),
+            ua.QualifiedName("PlaceOrder", idx),
+            self._place_order,
+            [
+                arg("Family", V.String, "product family id"),
+                arg("Options", V.String, 'option choices: JSON object {"size": "L"} or size=L;seal=FKM'),
+                arg("Quantity", V.UInt32, "units, 1 for lot size 1"),
+            ],
+            [arg("OrderId", V.String, "the new order's id")],
+        )
+        for name, machine in self._machines:
+            node = space.machine_nodes[name]
+            await node.add_method(
+                ua.NodeId(f"Machines.{name}.InjectFault", idx),
+                ua.QualifiedName("InjectFault", idx),
+                self._fault_handler(machine),
+                [arg("RepairMinutes", V.Double, "repair duration in simulated minutes; 0 for the station's mean")],
+                [arg("Result", V.String, "down (at once) or armed (at the next work)")],
+            )
+            await node.add_method(
+                ua.NodeId(f"Machines.{name}.Reset", idx),
+                ua.QualifiedName("Reset", idx),
+                self._reset_handler(machine),
+                [],
+                [arg("Result", V.String, "repaired, disarmed or running")],
+            )
+
+    async def _report(self, text: str) -> None:
+        await self._write("Line.LastCommandResult", text, ua.VariantType.String)
+
+    async def _place_order(self, parent: ua.NodeId, *args: ua.Variant) -> Any:
+        values = [a.Value if isinstance(a, ua.Variant) else a for a in args]
+        if len(values) != 3 or not isinstance(values[0], str) or not isinstance(values[1], str):
+            return _failure(ua.StatusCodes.BadInvalidArgument, 3)
+        family, options, quantity = values
+        try:
+            chosen = parse_options(options)
+            order = self.driver.place_order(family, chosen, int(quantity))
+        except (CommandError, TypeError, ValueError) as exc:
+            await self._report(f"PlaceOrder rejected: {exc}")
+            bad = {"family": 0, "options": 1, "quantity": 2}
+            field = exc.field.split(".")[0] if isinstance(exc, CommandError) else "quantity"
+            return _failure(ua.StatusCodes.BadInvalidArgument, 3, bad.get(field))
+        await self._report(f"PlaceOrder accepted: {order.id}")
+        return [ua.Variant(order.id, ua.VariantType.String)]
+
+    def _fault_handler(self, machine: Machine) -> Callable[..., Any]:
+        async def inject(parent: ua.NodeId, *args: ua.Variant) -> Any:
+            values = [a.Value if isinstance(a, ua.Variant) else a for a in args]
+            if len(values) != 1 or not isinstance(values[0], int | float):
+                return _failure(ua.StatusCodes.BadInvalidArgument, 1, 0)
+            minutes = float(values[0])
+            try:
+                result = machine.inject_fault(minutes if minutes > 0 else None)
+            except CommandError as exc:
+                await self._report(f"InjectFault rejected: {exc}")
+                if exc.field == "repair_minutes":
+                    return _failure(ua.StatusCodes.BadOutOfRange, 1, 0)
+                return _failure(ua.StatusCodes.BadInvalidState, 1)
+            await self._report(f"InjectFault {machine.station.id}#{machine.index}: {result}")
+            return [ua.Variant(result, ua.VariantType.String)]
+
+        return inject
+
+    def _reset_handler(self, machine: Machine) -> Callable[..., Any]:
+        async def reset(parent: ua.NodeId, *args: ua.Variant) -> Any:
+            result = machine.reset()
+            await self._report(f"Reset {machine.station.id}#{machine.index}: {result}")
+            return [ua.Variant(result, ua.VariantType.String)]
+
+        return reset
+
+    # --- setpoints -----------------------------------------------------------------------------------
+    def _wrap_writes(self) -> None:
+        """Check setpoint writes: an out-of-range value gets BadOutOfRange and changes nothing; an accepted write
+        is applied to the model after the server has stored it (so access rights are checked first)."""
+        assert self.space is not None
+        for name, machine in self._machines:
+            st = machine.station
+            self._setpoints[self.space.nodeid(f"Machines.{name}.Setpoints.SpeedOverride")] = partial(
+                _speed_override, st
+            )
+            self._setpoints[self.space.nodeid(f"Machines.{name}.Setpoints.BufferLimit")] = partial(_buffer_limit, st)
+        self._setpoints[self.space.nodeid("Line.Clock.Speed")] = self._line_speed
+        self._setpoints[self.space.nodeid("Line.Clock.Paused")] = self._paused
+        service: AttributeService = self.server.iserver.attribute_service
+        original = service.write
+        setpoints = self._setpoints
+
+        async def write(params: ua.WriteParameters, *args: Any, **kwargs: Any) -> list[ua.StatusCode]:
+            results: list[ua.StatusCode | None] = []
+            passed = []
+            pending: list[Callable[[], None] | None] = []
+            for wv in params.NodesToWrite:
+                check = setpoints.get(wv.NodeId)
+                if check is None or wv.AttributeId != ua.AttributeIds.Value:
+                    results.append(None)
+                    passed.append(wv)
+                    pending.append(None)
+                    continue
+                try:
+                    value = wv.Value.Value.Value if wv.Value is not None and wv.Value.Value is not None else None
+                    apply = check(value)
+                except (CommandError, TypeError, ValueError) as exc:
+                    log.info("setpoint write rejected: %s", exc)
+                    results.append(ua.StatusCode(ua.StatusCodes.BadOutOfRange))
+                    continue
+                results.append(None)
+                passed.append(wv)
+                pending.append(apply)
+            done = await original(ua.WriteParameters(NodesToWrite=passed), *args, **kwargs)
+            for status, apply in zip(done, pending, strict=True):
+                if apply is not None and status.is_good():
+                    apply()
+            it = iter(done)
+            return [r if r is not None else next(it) for r in results]
+
+        service.write = write  # type: ignore[method-assign]
+
+    def _line_speed(self, value: Any) -> Callable[[], None]:
+        speed = float(value)
+        self.driver._check_speed(speed)
+        return lambda: self.driver.set_speed(speed)
+
+    def _paused(self, value: Any) -> Callable[[], None]:
+        if not isinstance(value, bool):
+            raise TypeError("Paused is a Boolean")
+        return self.driver.pause if value else self.driver.resume
+
+
+def _event_id(value: Any) -> bytes:
+    while isinstance(value, ua.Variant):
+        value = value.Value
+    return bytes(value or b"")
+
+
+def _failure(code: int, n_inputs: int, bad_input: int | None = None) -> ua.CallMethodResult:
+    """A method result with a bad status, marking the offending input argument."""
+    result = ua.CallMethodResult()
+    result.StatusCode = ua.StatusCode(code)
+    result.InputArgumentResults = [
+        ua.StatusCode(code if i == bad_input else ua.StatusCodes.Good) for i in range(n_inputs)
+    ]
+    return result
+
+
+def _speed_override(station: Any, value: Any) -> Callable[[], None]:
+    v = float(value)
+    if not 0.25 <= v <= 4.0:
+        raise CommandError("SpeedOverride", f"must be between 0.25 and 4, got {v:g}")
+
+    def apply() -> None:
+        station.speed = v
+
+    return apply
+
+
+def _buffer_limit(station: Any, value: Any) -> Callable[[], None]:
+    v = int(value)
+    if not -1 <= v <= 1_000_000:
+        raise CommandError("BufferLimit", f"must be -1 (unlimited) or 0 to 1000000, got {v}")
+    return lambda: station.buffer.set_capacity(None if v == -1 else v)
