@@ -234,6 +234,94 @@ def compare(
             out.print(f"Report written to {report}", highlight=False)
 
 
+@app.command()
+def live(
+    file: Annotated[Path, typer.Argument(help="Scenario file (YAML).", show_default=False)],
+    speed: Annotated[
+        float, typer.Option(min=0.1, max=100_000, help="Simulated seconds per wall second (60: a minute per second).")
+    ] = 60.0,
+    duration: Annotated[
+        float | None, typer.Option(min=0.1, help="Stop after this many wall seconds (default: until Ctrl-C).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Seed (default: the scenario's).")] = None,
+    opcua_endpoint: Annotated[str, typer.Option(help="OPC UA endpoint to serve.")] = "opc.tcp://0.0.0.0:4840/simline",
+    no_opcua: Annotated[bool, typer.Option("--no-opcua", help="Do not serve OPC UA.")] = False,
+    security: Annotated[
+        str,
+        typer.Option(
+            help="OPC UA security profile: open (no encryption, anonymous may write; demos only), default "
+            "(encrypted, anonymous read-only, new client certificates accepted and recorded) or secure "
+            "(encrypted, trusted client certificates and users only)."
+        ),
+    ] = "default",
+    state_dir: Annotated[
+        Path, typer.Option(help="Folder for the server certificate and trusted client certificates.")
+    ] = Path(".simline-state"),
+    users: Annotated[
+        Path | None, typer.Option(help="Users file (see 'simline users --help'); without it only anonymous access.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no status lines.")] = False,
+) -> None:
+    """Run the line live, paced to the wall clock, and serve it over OPC UA until Ctrl-C."""
+    import asyncio
+
+    from simline.live.app import LiveApp, LiveOptions
+
+    if security not in ("open", "default", "secure"):
+        raise typer.BadParameter("must be open, default or secure", param_hint="--security")
+    if users is not None and not users.is_file():
+        raise typer.BadParameter(f"no such file: {users}", param_hint="--users")
+    scenario = _load(file)
+    options = LiveOptions(
+        speed=speed,
+        duration_seconds=duration,
+        seed=seed,
+        opcua=not no_opcua,
+        opcua_endpoint=opcua_endpoint,
+        security=security,
+        state_dir=state_dir,
+        users_file=users,
+    )
+    live_app = LiveApp(scenario, options)
+
+    def status(a: LiveApp) -> None:
+        if quiet:
+            return
+        now = a.line.env.now
+        day, minute = divmod(int(now), 1440)
+        out.print(
+            f"[dim]sim day {day + 1} {minute // 60:02d}:{minute % 60:02d}[/dim]  "
+            f"orders open {len(a.line.orders)}, done {a.line.stats.orders_completed}  "
+            f"WIP {a.line.wip}  lag {a.driver.lag.current:.2f} s (p99 {a.driver.lag.quantile(0.99):.2f} s)",
+            highlight=False,
+        )
+
+    async def main() -> None:
+        await live_app.start_adapters_then_print(lambda urls: _print_urls(scenario, options, urls, quiet))
+        await live_app.run(status=status)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        err.print(f"error: cannot start the live line: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    except SimlineError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    if not quiet:
+        out.print("Stopped cleanly.")
+
+
+def _print_urls(scenario: Scenario, options: Any, urls: dict[str, str], quiet: bool) -> None:
+    if quiet:
+        return
+    out.print(f"[bold]simline live[/bold] — {scenario.name} at speed {options.speed:g} (Ctrl-C to stop)")
+    for name, url in urls.items():
+        out.print(f"  {name:<10} {url}", highlight=False)
+    if options.opcua and options.security == "open":
+        out.print("  [yellow]warning:[/yellow] OPC UA profile 'open': no encryption, anyone may write and call")
+
+
 def _progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("[bold]simulating[/bold] {task.description}"),

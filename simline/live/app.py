@@ -1,0 +1,100 @@
+"""The live demonstrator assembled: the model, its driver and the protocol adapters on one asyncio loop.
+
+This is the composition root of live mode (called by ``simline live``); nothing else wires the model to the
+adapters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simline.live.driver import LiveDriver
+from simline.scenario.model import Scenario
+from simline.sim.line import Line
+
+__all__ = ["LiveApp", "LiveOptions"]
+
+
+@dataclass
+class LiveOptions:
+    """Everything ``simline live`` can be told."""
+
+    speed: float = 60.0
+    duration_seconds: float | None = None
+    seed: int | None = None
+    opcua: bool = True
+    opcua_endpoint: str = "opc.tcp://0.0.0.0:4840/simline"
+    security: str = "default"
+    state_dir: Path = field(default_factory=lambda: Path(".simline-state"))
+    users_file: Path | None = None
+
+
+class LiveApp:
+    """One live line with its adapters."""
+
+    def __init__(self, scenario: Scenario, options: LiveOptions) -> None:
+        self.scenario = scenario
+        self.options = options
+        self.line = Line(scenario, seed=options.seed, live=True)
+        self.driver = LiveDriver(self.line, speed=options.speed)
+        self.adapters: list[Any] = []
+        self.urls: dict[str, str] = {}
+
+    async def start(self) -> None:
+        """Start every adapter (the model does not advance yet)."""
+        if self.options.opcua:
+            from opcua_server.security import SecurityConfig
+            from opcua_server.server import LineServer
+
+            security = SecurityConfig(
+                profile=self.options.security,  # type: ignore[arg-type]
+                state_dir=self.options.state_dir,
+                users_file=self.options.users_file,
+            )
+            server = LineServer(self.driver, self.options.opcua_endpoint, security)
+            await server.start()
+            self.adapters.append(server)
+            self.urls["OPC UA"] = self.options.opcua_endpoint
+
+    async def stop(self) -> None:
+        """Stop the adapters in reverse order."""
+        for adapter in reversed(self.adapters):
+            with contextlib.suppress(Exception):
+                await adapter.stop()
+
+    async def start_adapters_then_print(self, show: Callable[[dict[str, str]], None]) -> None:
+        """Start the adapters and show where they are."""
+        await self.start()
+        show(self.urls)
+
+    async def run(self, status: Callable[[LiveApp], None] | None = None, status_every: float = 5.0) -> None:
+        """Run until the duration has passed or Ctrl-C (starting the adapters if needed), then stop cleanly."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.driver.stop)
+        if not self.adapters and not self.urls:
+            await self.start()
+        reporter = asyncio.create_task(self._report(status, status_every)) if status else None
+        try:
+            await self.driver.run(duration_seconds=self.options.duration_seconds)
+        finally:
+            if reporter is not None:
+                reporter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reporter
+            await self.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+
+    async def _report(self, status: Callable[[LiveApp], None], every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            status(self)
