@@ -10,15 +10,51 @@ line's KPIs, clock and orders. NodeIds are strings derived from these browse pat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from asyncua import Node, Server, ua
+from asyncua.common.instantiate_util import instantiate
 
+from simline.errors import SimlineError
 from simline.scenario.model import Scenario
 
-__all__ = ["LINE_SPEC", "MACHINE_SPEC", "NAMESPACE", "AddressSpace", "build_address_space", "machine_names"]
+__all__ = [
+    "DI_NAMESPACE",
+    "LINE_SPEC",
+    "MACHINERY_NAMESPACE",
+    "MACHINE_SPEC",
+    "NAMESPACE",
+    "AddressSpace",
+    "NodesetError",
+    "build_address_space",
+    "machine_names",
+]
 
 NAMESPACE = "urn:simline:line"
+DI_NAMESPACE = "http://opcfoundation.org/UA/DI/"
+MACHINERY_NAMESPACE = "http://opcfoundation.org/UA/Machinery/"
+NODESET_FILES = ("Opc.Ua.Di.NodeSet2.xml", "Opc.Ua.Machinery.NodeSet2.xml")
+# Machinery 1.03 NodeIds (numeric ids of the companion specification, in its own namespace)
+_MACHINES_FOLDER = 1001
+_IDENTIFICATION_TYPE = 1012
+_ITEM_STATE_TYPE = 1002
+_OPERATION_MODE_TYPE = 1008
+_STATE_IDS = {
+    "NotAvailable": 5005,
+    "OutOfService": 5004,
+    "Executing": 5006,
+    "NotExecuting": 5007,
+    "None": 5024,
+    "Maintenance": 5025,
+    "Processing": 5026,
+    "Setup": 5027,
+}
+
+
+class NodesetError(SimlineError):
+    """The folder given for the official NodeSets lacks a file or a file does not load."""
+
 
 V = ua.VariantType
 # name -> VariantType for a variable, or a nested dict for a child object. Properties start with "@".
@@ -123,6 +159,9 @@ class AddressSpace:
     line: Node
     machine_nodes: dict[str, Node] = field(default_factory=dict)
     types: dict[str, Node] = field(default_factory=dict)
+    official: bool = False
+    state_ids: dict[str, ua.NodeId] = field(default_factory=dict)
+    """NodeIds of the official state objects (with NodeSets), for ``CurrentState.Id``."""
 
     def nodeid(self, path: str) -> ua.NodeId:
         """The NodeId of a variable by its path, e.g. ``Machines.cut.Monitoring.Power`` or ``Line.KPIs.OEE``."""
@@ -163,26 +202,80 @@ async def _writable(node: Node, spec: dict[str, Any]) -> None:
             await child.set_writable(True)
 
 
-async def build_address_space(server: Server, scenario: Scenario, location: str = "") -> AddressSpace:
+async def _import_nodesets(server: Server, folder: Path) -> tuple[int, int]:
+    files = {p.name.lower(): p for p in folder.glob("*.xml")} if folder.is_dir() else {}
+    for name in NODESET_FILES:
+        path = files.get(name.lower())
+        if path is None:
+            raise NodesetError(f"{folder}: {name} not found (needs {' and '.join(NODESET_FILES)})")
+        try:
+            await server.import_xml(str(path))
+        except Exception as exc:
+            raise NodesetError(f"{path}: cannot import: {exc}") from exc
+    return await server.get_namespace_index(DI_NAMESPACE), await server.get_namespace_index(MACHINERY_NAMESPACE)
+
+
+async def _official_building_blocks(server: Server, node: Node, path: str, idx: int, di: int, mach: int) -> None:
+    ident_type = server.get_node(ua.NodeId(_IDENTIFICATION_TYPE, mach))
+    await instantiate(
+        node, ident_type, ua.NodeId(f"{path}.Identification", idx), ua.QualifiedName("Identification", di)
+    )
+    ident = server.get_node(ua.NodeId(f"{path}.Identification", idx))
+    await ident.add_property(ua.NodeId(f"{path}.Identification.Station", idx), ua.QualifiedName("Station", idx), "")
+    blocks = await node.add_folder(
+        ua.NodeId(f"{path}.MachineryBuildingBlocks", idx), ua.QualifiedName("MachineryBuildingBlocks", di)
+    )
+    for name, type_id in (("MachineryItemState", _ITEM_STATE_TYPE), ("MachineryOperationMode", _OPERATION_MODE_TYPE)):
+        await instantiate(
+            blocks,
+            server.get_node(ua.NodeId(type_id, mach)),
+            ua.NodeId(f"{path}.MachineryBuildingBlocks.{name}", idx),
+            ua.QualifiedName(name, mach),
+            instantiate_optional=False,
+        )
+
+
+async def build_address_space(
+    server: Server, scenario: Scenario, location: str = "", nodesets: Path | None = None
+) -> AddressSpace:
     """Create the simline types and one instance per machine and for the line.
 
-    Returns:
-        The nodes the live sync needs.
+    With ``nodesets`` (a folder with the official DI and Machinery NodeSet2 files), machines live in the
+    Machinery ``Machines`` folder and their Identification, MachineryItemState and MachineryOperationMode are
+    instances of the official types; without, the same structure is built in simline's own namespace.
+
+    Raises:
+        NodesetError: A NodeSet file is missing or does not load.
     """
+    official = nodesets is not None
+    di = mach = 0
+    if nodesets is not None:
+        di, mach = await _import_nodesets(server, nodesets)
     idx = await server.register_namespace(NAMESPACE)
-    machine_type = await _object_type(server, idx, "SimlineMachineType", MACHINE_SPEC)
+    spec = {
+        k: v for k, v in MACHINE_SPEC.items() if not official or k not in ("Identification", "MachineryBuildingBlocks")
+    }
+    machine_type = await _object_type(server, idx, "SimlineMachineType", spec)
     line_type = await _object_type(server, idx, "SimlineLineType", LINE_SPEC)
     objects = server.nodes.objects
-    folder = await objects.add_folder(ua.NodeId("Machines", idx), ua.QualifiedName("Machines", idx))
+    if official:
+        folder = server.get_node(ua.NodeId(_MACHINES_FOLDER, mach))
+    else:
+        folder = await objects.add_folder(ua.NodeId("Machines", idx), ua.QualifiedName("Machines", idx))
     line = await objects.add_object(ua.NodeId("Line", idx), ua.QualifiedName("Line", idx), objecttype=line_type.nodeid)
     await _writable(line, LINE_SPEC)
-    space = AddressSpace(idx, folder, line, types={"machine": machine_type, "line": line_type})
+    space = AddressSpace(idx, folder, line, types={"machine": machine_type, "line": line_type}, official=official)
+    if official:
+        space.state_ids = {name: ua.NodeId(i, mach) for name, i in _STATE_IDS.items()}
     for name, index, sid in machine_names(scenario):
         station = scenario.station(sid)
+        path = f"Machines.{name}"
         node = await folder.add_object(
-            ua.NodeId(f"Machines.{name}", idx), ua.QualifiedName(name, idx), objecttype=machine_type.nodeid
+            ua.NodeId(path, idx), ua.QualifiedName(name, idx), objecttype=machine_type.nodeid
         )
-        await _writable(node, MACHINE_SPEC)
+        await _writable(node, spec)
+        if official:
+            await _official_building_blocks(server, node, path, idx, di, mach)
         space.machine_nodes[name] = node
         ident = {
             "Manufacturer": ua.LocalizedText("simline"),
@@ -196,7 +289,7 @@ async def build_address_space(server: Server, scenario: Scenario, location: str 
         for key, value in ident.items():
             kind = MACHINE_SPEC["Identification"][f"@{key}"]
             await server.write_attribute_value(
-                space.nodeid(f"Machines.{name}.Identification.{key}"), ua.DataValue(ua.Variant(value, kind))
+                space.nodeid(f"{path}.Identification.{key}"), ua.DataValue(ua.Variant(value, kind))
             )
         if station.name:
             await node.write_attribute(

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from asyncua import Server, ua
@@ -76,7 +77,9 @@ class LineServer:
         publish_interval: float = 0.2,
         history_count: int = 2000,
         epoch: datetime | None = None,
+        nodesets: Path | None = None,
     ) -> None:
+        self.nodesets = nodesets
         self.driver = driver
         self.line = driver.line
         self.endpoint = endpoint
@@ -105,7 +108,7 @@ class LineServer:
         server.set_endpoint(self.endpoint)
         server.set_server_name(f"simline — {self.line.scenario.name}")
         await apply_security(server, self.security)
-        self.space = space = await build_address_space(server, self.line.scenario)
+        self.space = space = await build_address_space(server, self.line.scenario, nodesets=self.nodesets)
         by_station = {st.id: st for st in self.line.stations}
         for name, index, sid in machine_names(self.line.scenario):
             self._machines.append((name, by_station[sid].machines[index]))
@@ -164,19 +167,18 @@ class LineServer:
         """Write every changed value, fire queued events; with ``kpis`` also the line's KPIs."""
         V = ua.VariantType
         w = self._write
+        assert self.space is not None
+        state_ids = self.space.state_ids
         for (name, m), sig in zip(self._machines, self.telemetry.sample(), strict=True):
             base = f"Machines.{name}."
             state = sig.state
-            await w(
-                base + "MachineryBuildingBlocks.MachineryItemState.CurrentState",
-                ua.LocalizedText(item_state(state)),
-                V.LocalizedText,
-            )
-            await w(
-                base + "MachineryBuildingBlocks.MachineryOperationMode.CurrentState",
-                ua.LocalizedText(operation_mode(state)),
-                V.LocalizedText,
-            )
+            item, mode = item_state(state), operation_mode(state)
+            blocks = base + "MachineryBuildingBlocks."
+            await w(blocks + "MachineryItemState.CurrentState", ua.LocalizedText(item), V.LocalizedText)
+            await w(blocks + "MachineryOperationMode.CurrentState", ua.LocalizedText(mode), V.LocalizedText)
+            if state_ids:
+                await w(blocks + "MachineryItemState.CurrentState.Id", state_ids[item], V.NodeId)
+                await w(blocks + "MachineryOperationMode.CurrentState.Id", state_ids[mode], V.NodeId)
             await w(base + "Monitoring.State", state.label, V.String)
             await w(base + "Monitoring.Power", sig.power_kw, V.Double)
             await w(base + "Monitoring.Condition", round(sig.condition, 4), V.Double)

@@ -260,6 +260,13 @@ def live(
     users: Annotated[
         Path | None, typer.Option(help="Users file (see 'simline users --help'); without it only anonymous access.")
     ] = None,
+    nodesets: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with the official OPC UA NodeSet2 files (Opc.Ua.Di.NodeSet2.xml, "
+            "Opc.Ua.Machinery.NodeSet2.xml): machines then use the OPC 40001 Machinery types."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no status lines.")] = False,
 ) -> None:
     """Run the line live, paced to the wall clock, and serve it over OPC UA until Ctrl-C."""
@@ -269,6 +276,8 @@ def live(
 
     if security not in ("open", "default", "secure"):
         raise typer.BadParameter("must be open, default or secure", param_hint="--security")
+    if nodesets is not None and not nodesets.is_dir():
+        raise typer.BadParameter(f"no such folder: {nodesets}", param_hint="--nodesets")
     if users is not None and not users.is_file():
         raise typer.BadParameter(f"no such file: {users}", param_hint="--users")
     scenario = _load(file)
@@ -281,6 +290,7 @@ def live(
         security=security,
         state_dir=state_dir,
         users_file=users,
+        nodesets=nodesets,
     )
     live_app = LiveApp(scenario, options)
 

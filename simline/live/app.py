@@ -33,6 +33,7 @@ class LiveOptions:
     security: str = "default"
     state_dir: Path = field(default_factory=lambda: Path(".simline-state"))
     users_file: Path | None = None
+    nodesets: Path | None = None
 
 
 class LiveApp:
@@ -57,7 +58,7 @@ class LiveApp:
                 state_dir=self.options.state_dir,
                 users_file=self.options.users_file,
             )
-            server = LineServer(self.driver, self.options.opcua_endpoint, security)
+            server = LineServer(self.driver, self.options.opcua_endpoint, security, nodesets=self.options.nodesets)
             await server.start()
             self.adapters.append(server)
             self.urls["OPC UA"] = self.options.opcua_endpoint
