@@ -134,10 +134,14 @@ def _set_path(data: Data, path: str, value: Any) -> None:
                 raise OverlayProblem(f"path '{path}': '{part}' is not set at '{here}' (keys: {', '.join(node)})")
             node = node[part]
         else:
-            raise OverlayProblem(f"path '{path}': '{here}' is a value, not a mapping")
+            parent = ".".join(parts[:depth])
+            raise OverlayProblem(f"path '{path}': '{parent}' is a value, not a mapping")
     last = parts[-1]
-    if not isinstance(node, dict):
+    if isinstance(node, list):
         raise OverlayProblem(f"path '{path}': cannot set '{last}' inside a list; address the item by its id")
+    if not isinstance(node, dict):
+        parent = ".".join(parts[:-1])
+        raise OverlayProblem(f"path '{path}': '{parent}' is a value, not a mapping")
     node[last] = value
 
 

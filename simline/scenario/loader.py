@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import difflib
 import types
@@ -104,12 +105,28 @@ def _check_investments(scenario: Scenario, source: str, lines: LineMap) -> None:
         try:
             apply_investments(scenario, [inv.name])
         except ScenarioError as exc:
+            where: Path = ("investments", i, "changes", _first_breaking_change(scenario, i))
             for issue in exc.issues:
-                path = _parse_path(issue.path) if issue.path.startswith("investments[") else ("investments", i)
+                path = _parse_path(issue.path) if issue.path.startswith("investments[") else where
                 message = issue.message if issue.path.startswith("investments[") else f"{issue.path}: {issue.message}"
                 issues.append(_issue_at(path, message, lines))
     if issues:
         raise ScenarioError(source, issues)
+
+
+def _first_breaking_change(scenario: Scenario, index: int) -> int:
+    """The first change of investment ``index`` after which the scenario is no longer valid."""
+    from simline.overlays import OverlayProblem, apply_change
+
+    data = scenario.model_dump(mode="python")
+    changes = scenario.investments[index].changes
+    for j, change in enumerate(changes):
+        try:
+            apply_change(data, change)
+            scenario_from_data(copy.deepcopy(data), check_investments=False)
+        except (OverlayProblem, ScenarioError):
+            return j
+    return len(changes) - 1
 
 
 def _parse_path(dotted: str) -> Path:
