@@ -332,6 +332,76 @@ def _print_urls(scenario: Scenario, options: Any, urls: dict[str, str], quiet: b
         out.print("  [yellow]warning:[/yellow] OPC UA profile 'open': no encryption, anyone may write and call")
 
 
+users_app = typer.Typer(help="Manage the users file of the OPC UA server (scrypt hashes, no plaintext).")
+app.add_typer(users_app, name="users")
+
+
+def _read_password(password_stdin: bool) -> str:
+    import getpass
+    import sys
+
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password (at least 10 characters): ")
+    if getpass.getpass("Repeat the password: ") != first:
+        err.print("error: the passwords differ")
+        raise typer.Exit(1)
+    return first
+
+
+@users_app.command("add")
+def users_add(
+    file: Annotated[Path, typer.Argument(help="Users file (JSON; created when missing).", show_default=False)],
+    name: Annotated[str, typer.Argument(help="User name.", show_default=False)],
+    role: Annotated[str, typer.Option(help="viewer (read only) or operator (also writes and calls methods).")] = (
+        "operator"
+    ),
+    replace: Annotated[bool, typer.Option(help="Replace the user's password and role if the user exists.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input (for scripts).")
+    ] = False,
+) -> None:
+    """Add a user (the password is asked for, or read from standard input)."""
+    from opcua_server.users import add_user
+
+    try:
+        add_user(file, name, _read_password(password_stdin), role, replace=replace)
+    except ValueError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"user {name!r} ({role}) saved in {file}", highlight=False)
+
+
+@users_app.command("remove")
+def users_remove(
+    file: Annotated[Path, typer.Argument(help="Users file.", show_default=False)],
+    name: Annotated[str, typer.Argument(help="User name.", show_default=False)],
+) -> None:
+    """Remove a user."""
+    from opcua_server.users import remove_user
+
+    try:
+        remove_user(file, name)
+    except (ValueError, OSError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"user {name!r} removed from {file}", highlight=False)
+
+
+@users_app.command("list")
+def users_list(file: Annotated[Path, typer.Argument(help="Users file.", show_default=False)]) -> None:
+    """List the users and their roles (never passwords)."""
+    from opcua_server.users import load_users
+
+    try:
+        users = load_users(file)
+    except (ValueError, OSError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    for record in users.values():
+        out.print(f"{record.name}\t{record.role}", highlight=False)
+
+
 def _progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("[bold]simulating[/bold] {task.description}"),
