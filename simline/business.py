@@ -63,7 +63,7 @@ def public_money(alt: Alternative, funding: Funding | None) -> tuple[float, list
     credits: list[float] = []
     if funding.tax_credit is not None:
         t = funding.tax_credit
-        credits = tax_credit_schedule(alt.grant_eligible_cost, t.share, t.years, t.cap, t.tax_capacity_per_year)
+        credits = tax_credit_schedule(alt.tax_credit_eligible_cost, t.share, t.years, t.cap, t.tax_capacity_per_year)
     return grant, credits
 
 
@@ -81,6 +81,7 @@ def yearly_cases(base: Kpis, invested: Kpis, alt: Alternative, econ: Economics, 
         "years": years,
         "rate": econ.discount_rate,
         "installation_loss": loss,
+        "residual_value": alt.residual_value,
     }
     grant, credits = public_money(alt, funding)
     return Cases(

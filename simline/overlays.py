@@ -192,6 +192,8 @@ class Alternative:
         self.useful_life_years = min(i.useful_life_years for i in self.investments)
         self.installation_downtime_hours = sum(i.installation_downtime_hours for i in self.investments)
         self.grant_eligible_cost = sum(i.capex for i in self.investments if i.grant_eligible)
+        self.tax_credit_eligible_cost = sum(i.capex for i in self.investments if i.tax_credit_eligible)
+        self.residual_value = sum(i.residual_value for i in self.investments)
         self.description = "; ".join(i.description for i in self.investments if i.description)
 
 

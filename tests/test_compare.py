@@ -21,11 +21,11 @@ from helpers import exponential
 from helpers import tandem_yaml as _tandem_yaml
 
 from simline import Line, parse_scenario, run_replication
-from simline.business import Cases, annual_contribution, window_contribution, yearly_cases
+from simline.business import Cases, annual_contribution, public_money, window_contribution, yearly_cases
 from simline.compare import AlternativeResult, Comparison, paired_deltas, run_comparison
 from simline.events import Event, OrderCreated
 from simline.kpis import Kpis
-from simline.scenario import Scenario, load_scenario
+from simline.scenario import Scenario, load_scenario, scenario_from_data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,6 +124,7 @@ def scenario() -> Scenario:
                     {"lever": "predictive_maintenance", "detection_share": 0.9, "maintenance_time": fixed(5)},
                     capex=4_000,
                     grant_eligible=False,
+                    tax_credit_eligible=False,
                 ),
                 inv("price", {"lever": "set", "path": "products.b.price", "value": 60.0}, capex=2_000),
             ],
@@ -519,3 +520,32 @@ def test_cli_compare_help_lists_the_options() -> None:
         "--quiet",
     ):
         assert option in res.stdout, option
+
+
+def test_tax_credit_eligibility_is_separate_from_the_grant_and_residual_value_ends_the_cash_flows() -> None:
+    from simline.overlays import alternative
+
+    base = scenario()
+    data = base.model_dump(mode="python")
+    data["investments"].append(
+        inv(
+            "machine",
+            {"lever": "extra_capacity", "station": "s2"},
+            capex=20_000,
+            grant_eligible=False,
+            tax_credit_eligible=True,
+            residual_value=4_000,
+        )
+    )
+    sc = scenario_from_data(data)
+    a = alternative(sc, "machine")
+    assert a.grant_eligible_cost == 0
+    assert a.tax_credit_eligible_cost == 20_000
+    grant, credits = public_money(a, sc.funding)
+    assert grant == 0
+    assert sum(credits) == pytest.approx(0.3 * 20_000)
+    run = run_replication(sc, 0)
+    case = yearly_cases(run, run, a, sc.economics, sc.funding)
+    years = len(case.without.cash_flows) - 1
+    assert case.without.cash_flows[years] == pytest.approx(-a.opex_per_year + 4_000)
+    assert case.with_funding.cash_flows[0] == pytest.approx(-20_000)

@@ -144,11 +144,17 @@ class Investment(Strict):
     useful_life_years: int = Field(default=5, ge=1, le=30)
     installation_downtime_hours: float = Field(default=0.0, ge=0, le=24 * 365)
     grant_eligible: bool = True
+    tax_credit_eligible: bool = True
+    residual_value: float = Field(default=0.0, description="value left at the end of the appraisal (EUR)")
     changes: list[Change] = Field(min_length=1)
 
 
 class Economics(Strict):
-    """Prices and rates that turn KPIs into money. The simulated window is scaled to ``hours_per_year``."""
+    """Prices and rates that turn KPIs into money.
+
+    The observed window's money is scaled by ``hours_per_year`` / observed hours: 8760 for a line simulated in
+    calendar time; for an order book covering part of a year, the observed hours that make up one year.
+    """
 
     energy_price_per_kwh: _Money = 0.20
     labour_cost_per_hour: _Money = 0.0
@@ -156,7 +162,7 @@ class Economics(Strict):
     lateness_penalty_per_day: _Money = 0.0
     discount_rate: float = Field(default=0.08, gt=-1, le=1)
     horizon_years: int = Field(default=5, ge=1, le=30)
-    hours_per_year: float = Field(default=8760.0, gt=0, le=8784)
+    hours_per_year: float = Field(default=8760.0, gt=0, le=100_000)
 
 
 class Grant(Strict):

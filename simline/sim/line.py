@@ -53,7 +53,7 @@ class LineStats:
         self.units_scrapped = 0
         self.units_reworked = 0
         self.revenue = 0.0
-        self.material_cost = 0.0
+        self.material_cost = 0.0  # of the units that left the line (finished or scrapped), like revenue
 
 
 class Line:
@@ -218,7 +218,6 @@ class Line:
         unit = Unit(self._unit_ids, order, now)
         stats = self.stats
         stats.units_released += 1
-        stats.material_cost += order.variant.material_cost
         stats.wip.add(now, 1)
         self.released_total += 1
         route = order.variant.route
@@ -278,6 +277,7 @@ class Line:
         now = self.env.now
         stats = self.stats
         stats.units_scrapped += 1
+        stats.material_cost += unit.order.variant.material_cost
         self.scrapped_total += 1
         stats.wip.add(now, -1)
         stats.unit_time.add(now - unit.released)
@@ -291,6 +291,7 @@ class Line:
         stats = self.stats
         order = unit.order
         stats.units_finished += 1
+        stats.material_cost += order.variant.material_cost
         self.finished_total += 1
         good = not unit.defective
         if good:
