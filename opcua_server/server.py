@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -93,6 +94,10 @@ class LineServer:
         self.telemetry = Telemetry(self.line.machines, seed=self.line.streams.seed)
         self._machines: list[tuple[str, Machine]] = []
         self._last: dict[ua.NodeId, Any] = {}
+        self._ids: dict[str, ua.NodeId] = {}
+        self._pending: list[tuple[ua.NodeId, Any, ua.VariantType]] = []
+        self._historized: set[ua.NodeId] = set()
+        self._last_order: dict[str, str] = {}
         self._events: deque[Event] = deque(maxlen=10_000)
         self._alarms: dict[str, Any] = {}
         self._alarm_ids: dict[bytes, str] = {}
@@ -116,14 +121,12 @@ class LineServer:
         self._wrap_writes()
         for name, _ in self._machines:
             for var in ("Power", "Condition", "Temperature", "Vibration"):
-                node = server.get_node(space.nodeid(f"Machines.{name}.Monitoring.{var}"))
-                await server.historize_node_data_change(node, period=None, count=self.history_count)
+                await self._historize(space.nodeid(f"Machines.{name}.Monitoring.{var}"))
             self._alarms[name] = await server.get_event_generator(
                 ua.ObjectIds.OffNormalAlarmType, space.machine_nodes[name]
             )
         for var in ("OEE", "ThroughputPerHour", "WIP", "OnTimeDelivery"):
-            node = server.get_node(space.nodeid(f"Line.KPIs.{var}"))
-            await server.historize_node_data_change(node, period=None, count=self.history_count)
+            await self._historize(space.nodeid(f"Line.KPIs.{var}"))
         self._orders_gen = await server.get_event_generator(ua.ObjectIds.BaseEventType, space.line)
         server.link_method(server.get_node(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge), self._acknowledge)
         self.line.add_observer(self._on_event)
@@ -144,72 +147,124 @@ class LineServer:
         if isinstance(event, Breakdown | Repaired | OrderCompleted):
             self._events.append(event)
 
+    async def _historize(self, nodeid: ua.NodeId) -> None:
+        """Keep the last values of a variable for HistoryRead; values are stored as they are written (no internal
+        subscription, which would copy every value once more)."""
+        node = self.server.get_node(nodeid)
+        await node.write_attribute(ua.AttributeIds.Historizing, ua.DataValue(True))
+        await node.set_attr_bit(ua.AttributeIds.AccessLevel, ua.AccessLevel.HistoryRead)
+        await node.set_attr_bit(ua.AttributeIds.UserAccessLevel, ua.AccessLevel.HistoryRead)
+        await self.server.iserver.history_manager.storage.new_historized_node(nodeid, None, self.history_count)
+        self._historized.add(nodeid)
+
     async def _sync_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         ticks = 0
+        due = loop.time()
+        per_kpis = max(1, round(1.0 / self.publish_interval))
         while True:
-            await asyncio.sleep(self.publish_interval)
+            due += self.publish_interval
+            now = loop.time()
+            if due < now:  # a sync overran: skip the missed ticks rather than bunching them
+                due = now
+            await asyncio.sleep(due - now)
             ticks += 1
             try:
-                await self.sync(kpis=ticks % max(1, round(1.0 / self.publish_interval)) == 0)
+                await self.sync(kpis=ticks % per_kpis == 0)
             except Exception:  # a bug in the sync must show, but never stop the line
                 log.exception("OPC UA sync failed")
 
-    async def _write(self, path: str, value: Any, kind: ua.VariantType) -> None:
-        assert self.space is not None
-        nodeid = self.space.nodeid(path)
-        if self._last.get(nodeid) == value:
+    def _w(self, path: str, value: Any, kind: ua.VariantType, deadband: float = 0.0) -> None:
+        """Queue ``value`` for the variable at ``path`` if it changed (by more than ``deadband``)."""
+        nodeid = self._ids.get(path)
+        if nodeid is None:
+            assert self.space is not None
+            nodeid = self._ids[path] = self.space.nodeid(path)
+        last = self._last.get(nodeid, _MISSING)
+        if last == value or (deadband and last is not _MISSING and abs(value - last) < deadband):
             return
         self._last[nodeid] = value
-        self.writes += 1
-        await self.server.write_attribute_value(nodeid, ua.DataValue(ua.Variant(value, kind)))
+        self._pending.append((nodeid, value, kind))
+
+    async def _flush(self) -> None:
+        """Write the queued values with one timestamp, yielding the loop every few milliseconds."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        stamp = datetime.now(UTC)
+        write = self.server.write_attribute_value
+        history = self.server.iserver.history_manager.storage
+        historized = self._historized
+        budget = time.perf_counter() + 0.005
+        for nodeid, value, kind in pending:
+            dv = _SharedDataValue(ua.Variant(value, kind), SourceTimestamp=stamp, ServerTimestamp=stamp)
+            await write(nodeid, dv)
+            if nodeid in historized:
+                await history.save_node_value(nodeid, dv)
+            if time.perf_counter() > budget:
+                await asyncio.sleep(0)
+                budget = time.perf_counter() + 0.005
+        self.writes += len(pending)
+
+    async def _write(self, path: str, value: Any, kind: ua.VariantType) -> None:
+        self._w(path, value, kind)
+        await self._flush()
 
     async def sync(self, kpis: bool = False) -> None:
-        """Write every changed value, fire queued events; with ``kpis`` also the line's KPIs."""
+        """Write every changed value, fire queued events; with ``kpis`` also the line's KPIs.
+
+        The values are taken in one synchronous snapshot (consistent with one simulated instant), then written.
+        """
         V = ua.VariantType
-        w = self._write
+        w = self._w
         assert self.space is not None
         state_ids = self.space.state_ids
+        orders = self.line.orders
         for (name, m), sig in zip(self._machines, self.telemetry.sample(), strict=True):
             base = f"Machines.{name}."
             state = sig.state
             item, mode = item_state(state), operation_mode(state)
             blocks = base + "MachineryBuildingBlocks."
-            await w(blocks + "MachineryItemState.CurrentState", ua.LocalizedText(item), V.LocalizedText)
-            await w(blocks + "MachineryOperationMode.CurrentState", ua.LocalizedText(mode), V.LocalizedText)
+            w(blocks + "MachineryItemState.CurrentState", ua.LocalizedText(item), V.LocalizedText)
+            w(blocks + "MachineryOperationMode.CurrentState", ua.LocalizedText(mode), V.LocalizedText)
             if state_ids:
-                await w(blocks + "MachineryItemState.CurrentState.Id", state_ids[item], V.NodeId)
-                await w(blocks + "MachineryOperationMode.CurrentState.Id", state_ids[mode], V.NodeId)
-            await w(base + "Monitoring.State", state.label, V.String)
-            await w(base + "Monitoring.Power", sig.power_kw, V.Double)
-            await w(base + "Monitoring.Condition", round(sig.condition, 4), V.Double)
-            await w(base + "Monitoring.Temperature", sig.temperature_c, V.Double)
-            await w(base + "Monitoring.Vibration", sig.vibration_mm_s, V.Double)
-            await w(base + "Monitoring.BufferLevel", m.station.buffer.waiting, V.Int32)
-            await w(base + "OperationCounters.ProcessedCount", m.processed, V.Int64)
-            await w(base + "OperationCounters.GoodCount", m.good, V.Int64)
-            await w(base + "OperationCounters.OperatingTime", round(m.times[S.PROCESSING] / 60.0, 4), V.Double)
-            await w(base + "OperationCounters.FailureCount", m.failures, V.Int64)
-            order = self.line.orders.get(m.order_id) if m.order_id else None
-            await w(base + "CurrentOrder.OrderId", m.order_id or "", V.String)
-            await w(base + "CurrentOrder.Product", order.variant.family if order else "", V.String)
-            await w(base + "CurrentOrder.Options", order.variant.options_text() if order else "", V.String)
-            await w(base + "Setpoints.SpeedOverride", m.station.speed, V.Double)
+                w(blocks + "MachineryItemState.CurrentState.Id", state_ids[item], V.NodeId)
+                w(blocks + "MachineryOperationMode.CurrentState.Id", state_ids[mode], V.NodeId)
+            w(base + "Monitoring.State", state.label, V.String)
+            w(base + "Monitoring.Power", sig.power_kw, V.Double)
+            w(base + "Monitoring.Condition", round(sig.condition, 4), V.Double, 0.001)
+            w(base + "Monitoring.Temperature", sig.temperature_c, V.Double, 0.2)
+            w(base + "Monitoring.Vibration", sig.vibration_mm_s, V.Double, 0.05)
+            w(base + "Monitoring.BufferLevel", m.station.buffer.waiting, V.Int32)
+            w(base + "OperationCounters.ProcessedCount", m.processed, V.Int64)
+            w(base + "OperationCounters.GoodCount", m.good, V.Int64)
+            w(base + "OperationCounters.OperatingTime", round(m.times[S.PROCESSING] / 60.0, 4), V.Double)
+            w(base + "OperationCounters.FailureCount", m.failures, V.Int64)
+            order_id = m.order_id
+            if self._last_order.get(name, "") != (order_id or ""):
+                self._last_order[name] = order_id or ""
+                order = orders.get(order_id) if order_id else None
+                w(base + "CurrentOrder.OrderId", order_id or "", V.String)
+                w(base + "CurrentOrder.Product", order.variant.family if order else "", V.String)
+                w(base + "CurrentOrder.Options", order.variant.options_text() if order else "", V.String)
+            w(base + "Setpoints.SpeedOverride", m.station.speed, V.Double)
             cap = m.station.buffer.capacity
-            await w(base + "Setpoints.BufferLimit", -1 if cap is None else cap, V.Int32)
+            w(base + "Setpoints.BufferLimit", -1 if cap is None else cap, V.Int32)
         env_now = self.line.env.now
-        await w("Line.Clock.SimulatedMinutes", round(env_now, 3), V.Double)
-        await w("Line.Clock.SimulatedTime", self.epoch + timedelta(minutes=env_now), V.DateTime)
-        await w("Line.Clock.Speed", self.driver.speed, V.Double)
-        await w("Line.Clock.Paused", self.driver.paused, V.Boolean)
-        await w("Line.Clock.LagSeconds", round(self.driver.lag.current, 3), V.Double)
-        await w("Line.Orders.OpenOrders", len(self.line.orders), V.Int32)
-        await w("Line.Orders.CompletedOrders", self.line.stats.orders_completed, V.Int64)
+        w("Line.Clock.SimulatedMinutes", round(env_now, 3), V.Double)
+        w("Line.Clock.SimulatedTime", self.epoch + timedelta(minutes=env_now), V.DateTime)
+        w("Line.Clock.Speed", self.driver.speed, V.Double)
+        w("Line.Clock.Paused", self.driver.paused, V.Boolean)
+        w("Line.Clock.LagSeconds", round(self.driver.lag.current, 3), V.Double)
+        w("Line.Orders.OpenOrders", len(orders), V.Int32)
+        w("Line.Orders.CompletedOrders", self.line.stats.orders_completed, V.Int64)
         if kpis:
-            await self._sync_kpis()
+            self._sync_kpis()
+        await self._flush()
         while self._events:
             await self._fire(self._events.popleft())
 
-    async def _sync_kpis(self) -> None:
+    def _sync_kpis(self) -> None:
         V = ua.VariantType
         k = compute_kpis(self.line)
         names = {
@@ -226,9 +281,9 @@ class LineServer:
         }
         for node, key in names.items():
             value = k.get(key)
-            await self._write(f"Line.KPIs.{node}", round(value, 6) if value is not None else 0.0, V.Double)
+            self._w(f"Line.KPIs.{node}", round(value, 6) if value is not None else 0.0, V.Double)
         shares = {st.id: k.get(f"stations.{st.id}.active_share") or 0.0 for st in self.line.stations}
-        await self._write("Line.KPIs.Bottleneck", max(shares, key=lambda s: shares[s]), V.String)
+        self._w("Line.KPIs.Bottleneck", max(shares, key=lambda s: shares[s]), V.String)
         orders = [
             {
                 "order_id": o.id,
@@ -240,7 +295,7 @@ class LineServer:
             }
             for o in list(self.line.orders.values())[:200]
         ]
-        await self._write("Line.Orders.OrderList", json.dumps(orders), V.String)
+        self._w("Line.Orders.OrderList", json.dumps(orders), V.String)
 
     async def _fire(self, event: Event) -> None:
         if isinstance(event, OrderCompleted):
@@ -342,6 +397,7 @@ class LineServer:
             bad = {"family": 0, "options": 1, "quantity": 2}
             field = exc.field.split(".")[0] if isinstance(exc, CommandError) else "quantity"
             return _failure(ua.StatusCodes.BadInvalidArgument, 3, bad.get(field))
+        self._w("Line.Orders.LastOrderId", order.id, ua.VariantType.String)
         await self._report(f"PlaceOrder accepted: {order.id}")
         return [ua.Variant(order.id, ua.VariantType.String)]
 
@@ -427,6 +483,17 @@ class LineServer:
         if not isinstance(value, bool):
             raise TypeError("Paused is a Boolean")
         return self.driver.pause if value else self.driver.resume
+
+
+_MISSING = object()
+
+
+class _SharedDataValue(ua.DataValue):
+    """A DataValue that asyncua may hand to every monitored item without copying: simline never mutates a
+    value once written (each change is a new object), so the defensive deepcopy per subscriber is not needed."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _SharedDataValue:
+        return self
 
 
 def _event_id(value: Any) -> bytes:
