@@ -311,6 +311,7 @@ class LineServer:
         gen = self._alarms[name]
         active = isinstance(event, Breakdown)
         ev = gen.event
+        ev.NodeId = self.space.machine_nodes[name].nodeid if self.space else None  # the ConditionId
         ev.ConditionName = "Breakdown"
         ev.SourceName = name
         ev.Severity = 800 if active else 100
@@ -386,9 +387,15 @@ class LineServer:
 
     async def _place_order(self, parent: ua.NodeId, *args: ua.Variant) -> Any:
         values = [a.Value if isinstance(a, ua.Variant) else a for a in args]
-        if len(values) != 3 or not isinstance(values[0], str) or not isinstance(values[1], str):
-            return _failure(ua.StatusCodes.BadInvalidArgument, 3)
+        if len(values) != 3:
+            return _failure(ua.StatusCodes.BadArgumentsMissing, 3)
+        for i in (0, 1):
+            if not isinstance(values[i], str):
+                return _failure(ua.StatusCodes.BadInvalidArgument, 3, i)
         family, options, quantity = values
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            await self._report(f"PlaceOrder rejected: Quantity must be a whole number, got {quantity!r}")
+            return _failure(ua.StatusCodes.BadInvalidArgument, 3, 2)
         try:
             chosen = parse_options(options)
             order = self.driver.place_order(family, chosen, int(quantity))
@@ -404,9 +411,12 @@ class LineServer:
     def _fault_handler(self, machine: Machine) -> Callable[..., Any]:
         async def inject(parent: ua.NodeId, *args: ua.Variant) -> Any:
             values = [a.Value if isinstance(a, ua.Variant) else a for a in args]
-            if len(values) != 1 or not isinstance(values[0], int | float):
+            if len(values) != 1 or isinstance(values[0], bool) or not isinstance(values[0], int | float):
                 return _failure(ua.StatusCodes.BadInvalidArgument, 1, 0)
             minutes = float(values[0])
+            if minutes < 0:
+                await self._report(f"InjectFault rejected: RepairMinutes must not be negative, got {minutes:g}")
+                return _failure(ua.StatusCodes.BadOutOfRange, 1, 0)
             try:
                 result = machine.inject_fault(minutes if minutes > 0 else None)
             except CommandError as exc:
