@@ -878,7 +878,10 @@ async def test_node_opcua_client_reads_the_machines(opcua_line: Any) -> None:
             await proc.wait()
             pytest.fail("node tests/interop/read_machines.js did not finish within 40 s")
         assert proc.returncode == 0, f"exit {proc.returncode}\n{err.decode(errors='replace')}"
-        data = json.loads(out)
+        # the probe prints one JSON object; anything a library logged before it is not part of the answer
+        lines = [line for line in out.decode(errors="replace").splitlines() if line.lstrip().startswith("{")]
+        assert lines, f"no JSON from the node-opcua probe: {out!r}"
+        data = json.loads(lines[-1])
         assert data["namespaceUri"] == NAMESPACE
         assert data["namespaceIndex"] == s.idx
         expected = expected_machines(live.scenario)

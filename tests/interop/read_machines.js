@@ -11,6 +11,10 @@
 // Exit status: 0 on success, 1 on an OPC UA or usage error, 2 when the whole run takes longer than the timeout.
 "use strict";
 
+// node-opcua logs progress (e.g. "Creating default certificate") with console.log: keep stdout for the JSON.
+const printJson = process.stdout.write.bind(process.stdout);
+console.log = console.info = (...args) => console.error(...args);
+
 const path = require("node:path");
 const {
     AttributeIds,
@@ -137,7 +141,7 @@ const timer = setTimeout(() => {
 main(endpoint).then(
     (result) => {
         clearTimeout(timer);
-        process.stdout.write(`${JSON.stringify(result)}\n`);
+        printJson(`${JSON.stringify(result)}\n`);
         process.exit(0);
     },
     (error) => {
