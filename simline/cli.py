@@ -33,6 +33,14 @@ err = Console(stderr=True, soft_wrap=True)
 
 EXIT_SCENARIO = 2
 
+# options shared by the commands that run experiments
+SeedOption = Annotated[int | None, typer.Option(min=0, help="Seed (default: the scenario's).")]
+HorizonOption = Annotated[float | None, typer.Option(help="Simulated hours per replication.")]
+WarmupOption = Annotated[float | None, typer.Option(help="Hours discarded at the start of each replication.")]
+JobsOption = Annotated[
+    int | None, typer.Option("--jobs", "-j", min=1, help="Parallel processes (default: one per core).")
+]
+
 
 def _version(value: bool) -> None:
     if value:
@@ -113,14 +121,10 @@ def run(
         int | None,
         typer.Option("--replications", "-r", min=1, max=10_000, help="Replications (default: the scenario's)."),
     ] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="Seed (default: the scenario's).")] = None,
-    horizon_hours: Annotated[float | None, typer.Option(help="Simulated hours per replication.")] = None,
-    warmup_hours: Annotated[
-        float | None, typer.Option(help="Hours discarded at the start of each replication.")
-    ] = None,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Parallel processes (default: one per core).")
-    ] = None,
+    seed: SeedOption = None,
+    horizon_hours: HorizonOption = None,
+    warmup_hours: WarmupOption = None,
+    jobs: JobsOption = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write all KPIs with confidence intervals as JSON.")
     ] = None,
@@ -178,14 +182,10 @@ def compare(
         int | None,
         typer.Option("--replications", "-r", min=2, max=10_000, help="Replications (default: the scenario's)."),
     ] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="Seed (default: the scenario's).")] = None,
-    horizon_hours: Annotated[float | None, typer.Option(help="Simulated hours per replication.")] = None,
-    warmup_hours: Annotated[
-        float | None, typer.Option(help="Hours discarded at the start of each replication.")
-    ] = None,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Parallel processes (default: one per core).")
-    ] = None,
+    seed: SeedOption = None,
+    horizon_hours: HorizonOption = None,
+    warmup_hours: WarmupOption = None,
+    jobs: JobsOption = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the comparison and business cases as JSON.")
     ] = None,
@@ -243,7 +243,7 @@ def live(
     duration: Annotated[
         float | None, typer.Option(min=0.1, help="Stop after this many wall seconds (default: until Ctrl-C).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(min=0, help="Seed (default: the scenario's).")] = None,
+    seed: SeedOption = None,
     opcua_endpoint: Annotated[str, typer.Option(help="OPC UA endpoint to serve.")] = "opc.tcp://0.0.0.0:4840/simline",
     no_opcua: Annotated[bool, typer.Option("--no-opcua", help="Do not serve OPC UA.")] = False,
     security: Annotated[
@@ -267,12 +267,47 @@ def live(
             "Opc.Ua.Machinery.NodeSet2.xml): machines then use the OPC 40001 Machinery types."
         ),
     ] = None,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            "--mqtt",
+            metavar="URL",
+            help="Publish to this MQTT broker: mqtt://[user[:password]@]host[:port], or mqtts://... for TLS "
+            "(a password missing from the URL is read from SIMLINE_MQTT_PASSWORD). Default: start an embedded "
+            "broker (see --mqtt-port).",
+        ),
+    ] = None,
+    mqtt_port: Annotated[
+        str,
+        typer.Option(
+            metavar="[HOST:]PORT",
+            help="Address of the embedded MQTT broker: bound to 127.0.0.1 unless a host is given "
+            "(0.0.0.0:1883 lets other machines in; it has no authentication).",
+        ),
+    ] = "1883",
+    mqtt_profile: Annotated[
+        str,
+        typer.Option(
+            help="MQTT topics and payloads: uns (ISA-95 Unified Namespace, one JSON tag per message) or "
+            "sparkplug (Sparkplug B 3.0, protobuf)."
+        ),
+    ] = "uns",
+    mqtt_root: Annotated[
+        str | None,
+        typer.Option(
+            help="uns: the topic levels above the line, enterprise/site/area (default simline/demo/production); "
+            "sparkplug: the group id (default simline)."
+        ),
+    ] = None,
+    no_mqtt: Annotated[bool, typer.Option("--no-mqtt", help="Do not publish over MQTT.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no status lines.")] = False,
 ) -> None:
-    """Run the line live, paced to the wall clock, and serve it over OPC UA until Ctrl-C."""
+    """Run the line live, paced to the wall clock, and serve it over OPC UA and MQTT until Ctrl-C."""
     import asyncio
 
     from simline.live.app import LiveApp, LiveOptions
+    from simline.mqtt.config import MqttConfigError, parse_bind, parse_broker_url
+    from simline.mqtt.topics import check_level, check_root
 
     if security not in ("open", "default", "secure"):
         raise typer.BadParameter("must be open, default or secure", param_hint="--security")
@@ -280,6 +315,18 @@ def live(
         raise typer.BadParameter(f"no such folder: {nodesets}", param_hint="--nodesets")
     if users is not None and not users.is_file():
         raise typer.BadParameter(f"no such file: {users}", param_hint="--users")
+    if mqtt_profile not in ("uns", "sparkplug"):
+        raise typer.BadParameter("must be uns or sparkplug", param_hint="--mqtt-profile")
+    for hint, check in (
+        ("--mqtt", lambda: mqtt is None or parse_broker_url(mqtt)),
+        ("--mqtt-port", lambda: parse_bind(mqtt_port)),
+        ("--mqtt-root", lambda: mqtt_root is None or (check_root if mqtt_profile == "uns" else check_level)(mqtt_root)),
+    ):
+        try:
+            check()
+        except MqttConfigError as exc:
+            raise typer.BadParameter(str(exc), param_hint=hint) from None
+    mqtt_bind, mqtt_port_number = parse_bind(mqtt_port)
     scenario = _load(file)
     options = LiveOptions(
         speed=speed,
@@ -291,6 +338,12 @@ def live(
         state_dir=state_dir,
         users_file=users,
         nodesets=nodesets,
+        mqtt=not no_mqtt,
+        mqtt_url=mqtt,
+        mqtt_bind=mqtt_bind,
+        mqtt_port=mqtt_port_number,
+        mqtt_profile=mqtt_profile,
+        mqtt_root=mqtt_root,
     )
     live_app = LiveApp(scenario, options)
 

@@ -212,7 +212,9 @@ MOSQUITTO = Path("/usr/sbin/mosquitto")
 class MosquittoBroker:
     """A Mosquitto process on ``127.0.0.1:port``; its configuration, database and log live in ``folder``."""
 
-    def __init__(self, folder: Path, port: int) -> None:
+    def __init__(self, folder: Path, port: int, settings: str = "", anonymous: bool = True) -> None:
+        """``settings``: further configuration lines for the listener (e.g. TLS files); ``anonymous``: allow clients
+        without a user name."""
         self.folder = folder
         self.port = port
         self.conf = folder / "mosquitto.conf"
@@ -222,8 +224,9 @@ class MosquittoBroker:
 
         self.conf.write_text(
             f"listener {port} 127.0.0.1\n"
+            f"{settings}"
             f"user {getpass.getuser()}\n"  # as root, mosquitto would switch to 'mosquitto' and not write in folder
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if anonymous else 'false'}\n"
             "persistence true\n"
             f"persistence_location {folder}/\n"
             "max_queued_messages 0\n"

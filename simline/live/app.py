@@ -34,6 +34,12 @@ class LiveOptions:
     state_dir: Path = field(default_factory=lambda: Path(".simline-state"))
     users_file: Path | None = None
     nodesets: Path | None = None
+    mqtt: bool = True
+    mqtt_url: str | None = None  # None: the embedded broker on mqtt_bind:mqtt_port
+    mqtt_bind: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_profile: str = "uns"
+    mqtt_root: str | None = None
 
 
 class LiveApp:
@@ -48,7 +54,14 @@ class LiveApp:
         self.urls: dict[str, str] = {}
 
     async def start(self) -> None:
-        """Start every adapter (the model does not advance yet)."""
+        """Start every adapter (the model does not advance yet); if one fails, stop those already started."""
+        try:
+            await self._start_adapters()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_adapters(self) -> None:
         if self.options.opcua:
             from opcua_server.security import SecurityConfig
             from opcua_server.server import LineServer
@@ -62,6 +75,21 @@ class LiveApp:
             await server.start()
             self.adapters.append(server)
             self.urls["OPC UA"] = self.options.opcua_endpoint
+        if self.options.mqtt:
+            from simline.mqtt import MqttAdapter, MqttOptions, parse_broker_url
+
+            o = self.options
+            mqtt_options = MqttOptions(
+                broker=parse_broker_url(o.mqtt_url) if o.mqtt_url else None,
+                embedded_host=o.mqtt_bind,
+                embedded_port=o.mqtt_port,
+                profile=o.mqtt_profile,  # type: ignore[arg-type]
+                root=o.mqtt_root,
+            )
+            adapter = MqttAdapter(self.driver, mqtt_options)
+            await adapter.start()
+            self.adapters.append(adapter)
+            self.urls["MQTT"] = adapter.description
 
     async def stop(self) -> None:
         """Stop the adapters in reverse order."""
