@@ -1,8 +1,8 @@
 """Tools for the MQTT tests: a recording subscriber, waiting on conditions, and an independent Sparkplug B codec.
 
-The Sparkplug codec does not use simline's generated module nor the protobuf library: it reads the protobuf wire
-format by hand, with the field numbers and types taken from the official ``sparkplug_b.proto`` (Eclipse Tahu) that
-ships with simline. So a test decodes what simline encodes with code that shares nothing with the encoder.
+The Sparkplug codec does not use simline's schema module nor the protobuf library: it reads the protobuf wire
+format by hand, with the field numbers and types written down here from the Sparkplug 3.0.0 specification
+(chapter 6.4). So a test decodes what simline encodes with code that shares nothing with the encoder.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import struct
 import threading
 import time
@@ -29,7 +28,6 @@ from simline.mqtt import MqttAdapter, MqttOptions, parse_broker_url
 from simline.mqtt.publisher import Publisher
 from simline.sim import Line
 
-PROTO = Path(__file__).resolve().parent.parent / "simline" / "mqtt" / "sparkplug_b.proto"
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 
@@ -250,43 +248,61 @@ class Subscriber:
 
 
 # --- independent Sparkplug B codec -------------------------------------------------------------------------
-def _block(text: str, name: str) -> str:
-    """The body of ``message <name> { … }`` (first match), braces balanced."""
-    start = re.search(rf"\bmessage\s+{name}\s*\{{", text)
-    assert start, f"message {name} not in {PROTO.name}"
-    depth, i = 1, start.end()
-    while depth:
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        i += 1
-    return text[start.end() : i - 1]
-
-
-def _direct_fields(body: str) -> dict[str, tuple[int, str]]:
-    """Fields of a message body (those in ``oneof`` included), without those of nested messages."""
-    while (m := re.search(r"\bmessage\s+\w+\s*\{", body)) is not None:
-        nested = _block(body[m.start() :], m.group(0).split()[1].rstrip("{"))
-        body = body[: m.start()] + body[m.end() + len(nested) + 1 :]
-    text = re.sub(r"//[^\n]*", "", body)
-    return {
-        name: (int(number), kind)
-        for kind, name, number in re.findall(r"(?:optional|repeated)?\s*([\w.]+)\s+(\w+)\s*=\s*(\d+)\s*;", text)
-    }
-
-
 def proto_schema() -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]], dict[str, int]]:
-    """``(Payload fields, Metric fields, DataType values)`` from the official ``sparkplug_b.proto``."""
-    text = PROTO.read_text(encoding="utf-8")
-    payload = _block(text, "Payload")
-    datatypes = dict(
-        (name, int(value)) for name, value in re.findall(r"(\w+)\s*=\s*(\d+)\s*;", _enum(text, "DataType"))
-    )
-    return _direct_fields(payload), _direct_fields(_block(payload, "Metric")), datatypes
-
-
-def _enum(text: str, name: str) -> str:
-    m = re.search(rf"\benum\s+{name}\s*\{{(.*?)\}}", text, re.S)
-    assert m, f"enum {name} not in {PROTO.name}"
-    return re.sub(r"//[^\n]*", "", m.group(1))
+    """``(Payload fields, Metric fields, DataType values)`` as the Sparkplug 3.0.0 specification defines them."""
+    payload = {
+        "timestamp": (1, "uint64"),
+        "metrics": (2, "Metric"),
+        "seq": (3, "uint64"),
+        "uuid": (4, "string"),
+        "body": (5, "bytes"),
+    }
+    metric = {
+        "name": (1, "string"),
+        "alias": (2, "uint64"),
+        "timestamp": (3, "uint64"),
+        "datatype": (4, "uint32"),
+        "is_historical": (5, "bool"),
+        "is_transient": (6, "bool"),
+        "is_null": (7, "bool"),
+        "metadata": (8, "MetaData"),
+        "properties": (9, "PropertySet"),
+        "int_value": (10, "uint32"),
+        "long_value": (11, "uint64"),
+        "float_value": (12, "float"),
+        "double_value": (13, "double"),
+        "boolean_value": (14, "bool"),
+        "string_value": (15, "string"),
+        "bytes_value": (16, "bytes"),
+        "dataset_value": (17, "DataSet"),
+        "template_value": (18, "Template"),
+        "extension_value": (19, "MetricValueExtension"),
+    }
+    datatypes = {
+        "Unknown": 0,
+        "Int8": 1,
+        "Int16": 2,
+        "Int32": 3,
+        "Int64": 4,
+        "UInt8": 5,
+        "UInt16": 6,
+        "UInt32": 7,
+        "UInt64": 8,
+        "Float": 9,
+        "Double": 10,
+        "Boolean": 11,
+        "String": 12,
+        "DateTime": 13,
+        "Text": 14,
+        "UUID": 15,
+        "DataSet": 16,
+        "Bytes": 17,
+        "File": 18,
+        "Template": 19,
+        "PropertySet": 20,
+        "PropertySetList": 21,
+    }
+    return payload, metric, datatypes
 
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError
 from simline.events import Breakdown, Event, MachineState, Repaired, ShiftChanged, StateChanged
 from simline.kpis import compute_kpis
 from simline.live.driver import LiveDriver
-from simline.mqtt import sparkplug_b_pb2 as pb
+from simline.mqtt import sparkplug_schema as pb
 from simline.mqtt.commands import Reply
 from simline.mqtt.config import BrokerAddress, MqttOptions
 from simline.mqtt.delivery import Will
