@@ -25,7 +25,7 @@ from opcua_server.address_space import AddressSpace, build_address_space, machin
 from opcua_server.security import SecurityConfig, apply_security
 from simline.errors import CommandError
 from simline.events import Breakdown, Event, MachineState, OrderCompleted, Repaired
-from simline.kpis import compute_kpis
+from simline.kpis import LIVE_KPIS, compute_kpis
 from simline.live.driver import LiveDriver
 from simline.live.orders import parse_options
 from simline.live.telemetry import Telemetry
@@ -267,18 +267,7 @@ class LineServer:
     def _sync_kpis(self) -> None:
         V = ua.VariantType
         k = compute_kpis(self.line)
-        names = {
-            "OEE": "line.oee",
-            "Availability": "line.availability",
-            "Performance": "line.performance",
-            "Quality": "line.quality",
-            "ThroughputPerHour": "line.throughput_per_hour",
-            "WIP": "line.wip_mean",
-            "OnTimeDelivery": "line.on_time_delivery",
-            "LeadTimeMeanHours": "line.lead_time_mean_h",
-            "ScrapRate": "line.scrap_rate",
-            "EnergyPerGoodUnit": "line.energy_per_good_unit_kwh",
-        }
+        names = LIVE_KPIS
         for node, key in names.items():
             value = k.get(key)
             self._w(f"Line.KPIs.{node}", round(value, 6) if value is not None else 0.0, V.Double)

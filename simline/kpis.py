@@ -13,7 +13,7 @@ import math
 from simline.events import MachineState
 from simline.sim.line import Line
 
-__all__ = ["KPI_UNITS", "Kpis", "compute_kpis", "state_names"]
+__all__ = ["KPI_UNITS", "LIVE_KPIS", "Kpis", "compute_kpis", "state_names"]
 
 Kpis = dict[str, float | None]
 """KPI name → value; ``None`` where a KPI is undefined in this run (e.g. MTTR without failures)."""
@@ -177,3 +177,19 @@ KPI_UNITS: dict[str, str] = {
     "buffer_max": "units",
 }
 """Unit of each KPI by its last name part; KPIs not listed are counts or shares (0–1)."""
+
+
+LIVE_KPIS: dict[str, str] = {
+    "OEE": "line.oee",
+    "Availability": "line.availability",
+    "Performance": "line.performance",
+    "Quality": "line.quality",
+    "ThroughputPerHour": "line.throughput_per_hour",
+    "WIP": "line.wip_mean",
+    "OnTimeDelivery": "line.on_time_delivery",
+    "LeadTimeMeanHours": "line.lead_time_mean_h",
+    "ScrapRate": "line.scrap_rate",
+    "EnergyPerGoodUnit": "line.energy_per_good_unit_kwh",
+}
+"""The line KPIs a live line publishes, by their protocol name (OPC UA ``Line.KPIs.<name>``, Sparkplug
+``KPIs/<name>``)."""

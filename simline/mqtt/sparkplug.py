@@ -25,7 +25,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from simline.events import Breakdown, Event, MachineState, Repaired, ShiftChanged, StateChanged
-from simline.kpis import compute_kpis
+from simline.kpis import LIVE_KPIS, compute_kpis
 from simline.live.driver import LiveDriver
 from simline.mqtt import sparkplug_schema as pb
 from simline.mqtt.commands import Reply
@@ -42,18 +42,7 @@ log = logging.getLogger("simline.mqtt")
 INT32, INT64, DOUBLE, BOOLEAN, STRING = 3, 4, 10, 11, 12
 """Sparkplug DataType values used here."""
 
-KPIS = {
-    "OEE": "line.oee",
-    "Availability": "line.availability",
-    "Performance": "line.performance",
-    "Quality": "line.quality",
-    "ThroughputPerHour": "line.throughput_per_hour",
-    "WIP": "line.wip_mean",
-    "OnTimeDelivery": "line.on_time_delivery",
-    "LeadTimeMeanHours": "line.lead_time_mean_h",
-    "ScrapRate": "line.scrap_rate",
-    "EnergyPerGoodUnit": "line.energy_per_good_unit_kwh",
-}
+KPIS = LIVE_KPIS
 """Node metric ``KPIs/<name>`` → KPI (the OPC UA names)."""
 NODE_METRICS: list[tuple[str, int]] = [
     ("Node Control/Rebirth", BOOLEAN),
