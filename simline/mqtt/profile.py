@@ -21,6 +21,7 @@ from simline.live.driver import LiveDriver
 from simline.live.telemetry import MachineSignals, Telemetry
 from simline.mqtt.commands import CommandHandler
 from simline.mqtt.config import MqttOptions, simulated_epoch
+from simline.mqtt.publisher import Publisher
 from simline.mqtt.topics import machine_names
 from simline.sim.machine import Machine
 
@@ -50,6 +51,8 @@ class Profile:
         driver: The live driver of the line.
         options: The MQTT options.
     """
+
+    publisher: Publisher  # set by each profile, which chooses its session behaviour
 
     def __init__(self, driver: LiveDriver, options: MqttOptions) -> None:
         self.driver = driver
@@ -109,6 +112,11 @@ class Profile:
         raise NotImplementedError
 
     # --- tasks ---------------------------------------------------------------------------------------
+    async def start(self, wait: float) -> bool:
+        """Observe the model, start the periodic tasks and connect (waiting up to ``wait`` seconds)."""
+        self.start_tasks()
+        return await self.publisher.start(wait)
+
     def start_tasks(self) -> None:
         """Attach the observer and start the periodic tasks (call on the running loop)."""
         self._loop = asyncio.get_running_loop()

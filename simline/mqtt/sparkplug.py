@@ -163,11 +163,6 @@ class SparkplugProfile(Profile):
         )
 
     # --- lifecycle -----------------------------------------------------------------------------------
-    async def start(self, wait: float) -> bool:
-        """Observe the model, start the periodic tasks and connect (waiting up to ``wait`` seconds)."""
-        self.start_tasks()
-        return await self.publisher.start(wait)
-
     async def stop(self) -> None:
         """Publish the NDEATH of this session and disconnect cleanly."""
         await self.stop_tasks()

@@ -121,11 +121,6 @@ class UnsProfile(Profile):
         )
 
     # --- lifecycle -----------------------------------------------------------------------------------
-    async def start(self, wait: float) -> bool:
-        """Observe the model, start the periodic tasks and connect (waiting up to ``wait`` seconds)."""
-        self.start_tasks()
-        return await self.publisher.start(wait)
-
     async def stop(self) -> None:
         """Publish what is queued and a retained ``offline`` status, then disconnect cleanly."""
         await self.stop_tasks()
