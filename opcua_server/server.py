@@ -407,7 +407,7 @@ class LineServer:
                 await self._report(f"InjectFault rejected: RepairMinutes must not be negative, got {minutes:g}")
                 return _failure(ua.StatusCodes.BadOutOfRange, 1, 0)
             try:
-                result = machine.inject_fault(minutes if minutes > 0 else None)
+                result = self.driver.inject_fault(machine, minutes if minutes > 0 else None)
             except CommandError as exc:
                 await self._report(f"InjectFault rejected: {exc}")
                 if exc.field == "repair_minutes":
@@ -420,7 +420,7 @@ class LineServer:
 
     def _reset_handler(self, machine: Machine) -> Callable[..., Any]:
         async def reset(parent: ua.NodeId, *args: ua.Variant) -> Any:
-            result = machine.reset()
+            result = self.driver.reset_machine(machine)
             await self._report(f"Reset {machine.station.id}#{machine.index}: {result}")
             return [ua.Variant(result, ua.VariantType.String)]
 

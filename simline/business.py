@@ -16,7 +16,15 @@ from simline.kpis import Kpis
 from simline.overlays import Alternative
 from simline.scenario.investments import Economics, Funding
 
-__all__ = ["CaseSummary", "annual_contribution", "summarise_cases", "yearly_cases"]
+__all__ = [
+    "CaseSummary",
+    "RunningDifference",
+    "annual_contribution",
+    "prorated_cost_per_hour",
+    "running_difference",
+    "summarise_cases",
+    "yearly_cases",
+]
 
 
 def _get(k: Kpis, name: str) -> float:
@@ -145,3 +153,59 @@ def summarise_cases(cases: list[Cases], alt: Alternative, funding: Funding | Non
     mean_with = [sum(c.with_funding.cash_flows[t] for c in cases) / n for t in range(years)]
     decisive = sum(1 for c in cases if c.without.npv < 0 <= c.with_funding.npv) / n
     return CaseSummary({k: summarise(v) for k, v in figures.items()}, grant, credits, mean_without, mean_with, decisive)
+
+
+@dataclass(frozen=True)
+class RunningDifference:
+    """What an investment has earned so far in a live twin: the difference in contribution margin between the
+    invested and the baseline line over the same hours, less the investment's cost prorated to those hours.
+
+    Attributes:
+        hours: Simulated hours compared (the statistics window of the baseline).
+        contribution_delta: Invested minus baseline contribution margin (EUR).
+        cost: The investment's prorated cost without public money (EUR).
+        cost_funded: The prorated cost after the grant and the tax credits (EUR).
+    """
+
+    hours: float
+    contribution_delta: float
+    cost: float
+    cost_funded: float
+
+    @property
+    def net(self) -> float:
+        """Money gained by investing, without public co-funding (EUR)."""
+        return self.contribution_delta - self.cost
+
+    @property
+    def net_funded(self) -> float:
+        """Money gained by investing, with public co-funding (EUR)."""
+        return self.contribution_delta - self.cost_funded
+
+
+def prorated_cost_per_hour(alt: Alternative, econ: Economics, funding: Funding | None) -> tuple[float, float]:
+    """The investment's cost per simulated hour, without and with public money (EUR/h).
+
+    A year of cost is straight-line depreciation, (capex − residual value) / useful life, plus the yearly opex;
+    the grant and the tax credits reduce the depreciated amount. A simulated hour is 1/``hours_per_year`` of a
+    year, as in the yearly business case.
+    """
+    life = alt.useful_life_years
+    yearly = (alt.capex - alt.residual_value) / life + alt.opex_per_year
+    grant, credits = public_money(alt, funding)
+    yearly_funded = yearly - (grant + sum(credits)) / life
+    return yearly / econ.hours_per_year, yearly_funded / econ.hours_per_year
+
+
+def running_difference(
+    base: Kpis, invested: Kpis, alt: Alternative, econ: Economics, funding: Funding | None
+) -> RunningDifference:
+    """The running money difference of a live twin from the KPIs of both lines so far."""
+    hours = _get(base, "line.observed_hours")
+    per_hour, per_hour_funded = prorated_cost_per_hour(alt, econ, funding)
+    return RunningDifference(
+        hours=hours,
+        contribution_delta=window_contribution(invested, econ) - window_contribution(base, econ),
+        cost=per_hour * hours,
+        cost_funded=per_hour_funded * hours,
+    )

@@ -300,9 +300,37 @@ def live(
         ),
     ] = None,
     no_mqtt: Annotated[bool, typer.Option("--no-mqtt", help="Do not publish over MQTT.")] = False,
+    dashboard_host: Annotated[
+        str, typer.Option(help="Address of the dashboard; 0.0.0.0 lets visitors' phones reach the kiosk.")
+    ] = "127.0.0.1",
+    dashboard_port: Annotated[int, typer.Option(min=0, max=65535, help="Port of the dashboard.")] = 8050,
+    no_dashboard: Annotated[bool, typer.Option("--no-dashboard", help="Do not serve the dashboard.")] = False,
+    kiosk_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Address of the kiosk as visitors' phones reach it (in the QR code); default: derived from "
+            "--dashboard-host (this machine's network address when it is 0.0.0.0)."
+        ),
+    ] = None,
+    trainer_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Key the trainer controls (pause, speed, faults) need; default: none on 127.0.0.1, a random one "
+            "(printed in the dashboard's address) when the dashboard is reachable from the network."
+        ),
+    ] = None,
+    twin: Annotated[
+        str | None,
+        typer.Option(
+            metavar="INVESTMENT",
+            help="Also run the line with this investment (a name from the scenario, or a+b) side by side, with the "
+            "same random numbers; the dashboard shows both and the money the investment makes so far.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no status lines.")] = False,
 ) -> None:
-    """Run the line live, paced to the wall clock, and serve it over OPC UA and MQTT until Ctrl-C."""
+    """Run the line live, paced to the wall clock: a dashboard with a visitors' kiosk, OPC UA and MQTT, until
+    Ctrl-C."""
     import asyncio
 
     from simline.live.app import LiveApp, LiveOptions
@@ -344,8 +372,18 @@ def live(
         mqtt_port=mqtt_port_number,
         mqtt_profile=mqtt_profile,
         mqtt_root=mqtt_root,
+        dashboard=not no_dashboard,
+        dashboard_host=dashboard_host,
+        dashboard_port=dashboard_port,
+        kiosk_url=kiosk_url,
+        trainer_key=trainer_key,
+        twin=twin,
     )
-    live_app = LiveApp(scenario, options)
+    try:
+        live_app = LiveApp(scenario, options)
+    except SimlineError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from None
 
     def status(a: LiveApp) -> None:
         if quiet:

@@ -12,9 +12,9 @@ import pytest
 from simline import CommandError, load_scenario
 from simline.events import MachineState
 from simline.live.driver import LiveDriver
-from simline.live.orders import parse_options
+from simline.live.orders import TokenBucket, parse_options
 from simline.mqtt.buffer import GapLog, Message, OutBuffer
-from simline.mqtt.commands import CommandHandler, TokenBucket
+from simline.mqtt.commands import CommandHandler
 from simline.mqtt.config import MqttConfigError, MqttOptions, parse_bind, parse_broker_url, simulated_epoch
 from simline.mqtt.delivery import backoff_delay
 from simline.mqtt.profile import number

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from simline.live.driver import LiveDriver
+from simline.overlays import alternative
 from simline.scenario.model import Scenario
 from simline.sim.line import Line
 
@@ -40,16 +41,28 @@ class LiveOptions:
     mqtt_port: int = 1883
     mqtt_profile: str = "uns"
     mqtt_root: str | None = None
+    dashboard: bool = True
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8050
+    kiosk_url: str | None = None
+    trainer_key: str | None = None
+    twin: str | None = None  # an investment (or a+b) to run side by side with the baseline
 
 
 class LiveApp:
-    """One live line with its adapters."""
+    """One live line (and its investment twin, if asked for) with its adapters.
+
+    Raises:
+        ScenarioError: The twin's investment is unknown or does not fit the scenario.
+    """
 
     def __init__(self, scenario: Scenario, options: LiveOptions) -> None:
         self.scenario = scenario
         self.options = options
         self.line = Line(scenario, seed=options.seed, live=True)
-        self.driver = LiveDriver(self.line, speed=options.speed)
+        self.alternative = alternative(scenario, options.twin) if options.twin else None
+        twins = [Line(self.alternative.scenario, seed=options.seed, live=True)] if self.alternative else []
+        self.driver = LiveDriver(self.line, speed=options.speed, twins=twins)
         self.adapters: list[Any] = []
         self.urls: dict[str, str] = {}
 
@@ -62,6 +75,20 @@ class LiveApp:
             raise
 
     async def _start_adapters(self) -> None:
+        if self.options.dashboard:
+            from dashboards.server import DashboardOptions, DashboardServer
+
+            o = self.options
+            dashboard = DashboardServer(
+                self.driver,
+                DashboardOptions(
+                    host=o.dashboard_host, port=o.dashboard_port, kiosk_url=o.kiosk_url, trainer_key=o.trainer_key
+                ),
+                self.alternative,
+            )
+            await dashboard.start()
+            self.adapters.append(dashboard)
+            self.urls.update(dashboard.urls)
         if self.options.opcua:
             from opcua_server.security import SecurityConfig
             from opcua_server.server import LineServer

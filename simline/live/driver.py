@@ -12,10 +12,13 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+import simpy
 
 from simline.errors import CommandError
 from simline.sim.line import Line
+from simline.sim.machine import Machine
 from simline.sim.units import Order
 
 __all__ = ["LagStats", "LiveDriver"]
@@ -46,6 +49,9 @@ class LiveDriver:
 
     Args:
         line: The model.
+        twins: Further lines advanced in lockstep with ``line`` (``simline live --twin``: the same scenario with
+            an investment, built with the same seed so both draw the same random numbers). Orders and machine
+            commands given through the driver reach every line.
         speed: Simulated seconds per wall second (60: one simulated minute per second).
         slice_seconds: Longest time one advance may hold the event loop.
         tick_seconds: Pause between advances.
@@ -59,12 +65,15 @@ class LiveDriver:
         self,
         line: Line,
         speed: float = 60.0,
+        *,
+        twins: Sequence[Line] = (),
         slice_seconds: float = 0.02,
         tick_seconds: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.line = line
         self.env = line.env
+        self.lines = [line, *twins]
         self._check_speed(speed)
         self.speed = speed
         self.slice_seconds = slice_seconds
@@ -125,12 +134,56 @@ class LiveDriver:
         Raises:
             CommandError: The order is not valid; nothing is placed.
         """
-        self.line.check_order(family, options, quantity)
+        for line in self.lines:
+            line.check_order(family, options, quantity)
         if due_in_hours is None:
             due_in_hours = self.line.scenario.orders.due_in_hours
         elif not 0 < due_in_hours <= 24 * 365:
             raise CommandError("due_in_hours", f"must be between 0 and 8760, got {due_in_hours:g}")
-        return self.line.place_order(family, options, quantity, self.env.now + due_in_hours * 60.0)
+        due = self.env.now + due_in_hours * 60.0
+        order = self.line.place_order(family, options, quantity, due)
+        for twin in self.lines[1:]:
+            twin.place_order(family, options, quantity, due)
+        return order
+
+    def machines_like(self, machine: Machine) -> list[Machine]:
+        """``machine`` and the machine at the same place in every twin line."""
+        return [line.by_id[machine.station.id].machines[machine.index] for line in self.lines]
+
+    def inject_fault(self, machine: Machine, repair_minutes: float | None = None) -> str:
+        """Break ``machine`` down (and its twins, so the comparison stays fair); see :meth:`Machine.inject_fault`.
+
+        Raises:
+            CommandError: The machine is already down or the repair time is out of range; nothing changes.
+        """
+        result = machine.inject_fault(repair_minutes)
+        for twin in self.machines_like(machine)[1:]:
+            with contextlib.suppress(CommandError):  # a twin that is already down stays down
+                twin.inject_fault(repair_minutes)
+        return result
+
+    def reset_machine(self, machine: Machine) -> str:
+        """End ``machine``'s repair now (and its twins'); see :meth:`Machine.reset`."""
+        result = machine.reset()
+        for twin in self.machines_like(machine)[1:]:
+            twin.reset()
+        return result
+
+    def machine(self, station: str, index: int = 0) -> Machine:
+        """The machine ``index`` of ``station`` on the main line.
+
+        Raises:
+            CommandError: There is no such station or machine.
+        """
+        runtime = self.line.by_id.get(station)
+        if runtime is None:
+            known = ", ".join(self.line.by_id)
+            raise CommandError("station", f"'{station}' is not a station of this line (stations: {known})")
+        if not 0 <= index < len(runtime.machines):
+            raise CommandError(
+                "machine", f"station '{station}' has machines 0..{len(runtime.machines) - 1}, got {index}"
+            )
+        return runtime.machines[index]
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current slice."""
@@ -138,10 +191,18 @@ class LiveDriver:
 
     # --- running -------------------------------------------------------------------------------------
     def advance(self) -> float:
-        """Process events up to the target, for at most one slice. Returns the lag in wall seconds."""
-        env = self.env
+        """Process events up to the target, for at most one slice (shared by the lines). Returns the lag in wall
+        seconds (of the line furthest behind)."""
         target = self.target()
-        deadline = time.perf_counter() + self.slice_seconds
+        share = self.slice_seconds / len(self.lines)
+        behind = 0.0
+        for line in self.lines:
+            behind = max(behind, self._advance(line.env, target, time.perf_counter() + share))
+        lag = behind * 60.0 / self.speed
+        self.lag.add(lag)
+        return lag
+
+    def _advance(self, env: simpy.Environment, target: float, deadline: float) -> float:
         step = env.step
         peek = env.peek
         n = 0
@@ -153,10 +214,7 @@ class LiveDriver:
         self.steps += n
         if peek() > target and env.now < target:
             env.run(until=target)
-        lag_sim = max(0.0, target - env.now)
-        lag = lag_sim * 60.0 / self.speed
-        self.lag.add(lag)
-        return lag
+        return max(0.0, target - env.now)
 
     async def run(self, until_minutes: float | None = None, duration_seconds: float | None = None) -> None:
         """Advance the model until stopped, until ``until_minutes`` simulated or ``duration_seconds`` of wall time."""
@@ -171,5 +229,6 @@ class LiveDriver:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.tick_seconds)
         self.finished = True
-        for machine in self.line.machines:
-            machine.flush()
+        for line in self.lines:
+            for machine in line.machines:
+                machine.flush()

@@ -4,11 +4,13 @@ by one set of rules for every entry point."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from simline.errors import CommandError
 
-__all__ = ["MAX_ORDER_TEXT", "parse_options"]
+__all__ = ["MAX_ORDER_TEXT", "TokenBucket", "parse_options"]
 
 MAX_ORDER_TEXT = 4096
 """Longest accepted options text (bytes)."""
@@ -48,3 +50,24 @@ def parse_options(text: str | dict[str, Any] | None) -> dict[str, str]:
             raise CommandError(f"options.{name}", f"the choice must be text, got {value!r}")
         out[str(name)] = value
     return out
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.clock = clock
+        self.tokens = float(burst)
+        self._last = clock()
+
+    def take(self) -> bool:
+        """Take one token if there is one."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False

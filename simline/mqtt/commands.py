@@ -20,11 +20,11 @@ from typing import Any
 
 from simline.errors import CommandError
 from simline.live.driver import LiveDriver
-from simline.live.orders import parse_options
+from simline.live.orders import TokenBucket, parse_options
 from simline.mqtt.topics import REQUEST_ID
 from simline.sim.machine import Machine
 
-__all__ = ["COMMANDS", "CommandHandler", "Reply", "TokenBucket"]
+__all__ = ["COMMANDS", "CommandHandler", "Reply"]
 
 log = logging.getLogger("simline.mqtt")
 
@@ -64,27 +64,6 @@ class Reply:
             if value is not None:
                 out[key] = value
         return out
-
-
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.clock = clock
-        self.tokens = float(burst)
-        self._last = clock()
-
-    def take(self) -> bool:
-        """Take one token if there is one."""
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
 
 
 class _Rejected(Exception):
@@ -248,13 +227,13 @@ class CommandHandler:
             raise _Rejected("command", f"unknown command '{command}' (commands: {', '.join(COMMANDS)})", request_id)
         _known_fields(data, _COMMAND_FIELDS[command], request_id)
         if command == "reset":
-            return Reply("accepted", request_id=request_id, result=machine.reset())
+            return Reply("accepted", request_id=request_id, result=self.driver.reset_machine(machine))
         minutes = data.get("repair_minutes")
         if minutes is not None and (
             isinstance(minutes, bool) or not isinstance(minutes, int | float) or not math.isfinite(minutes)
         ):
             raise _Rejected("repair_minutes", f"must be a number of minutes, got {minutes!r}", request_id)
-        result = machine.inject_fault(float(minutes) if minutes is not None else None)
+        result = self.driver.inject_fault(machine, float(minutes) if minutes is not None else None)
         return Reply("accepted", request_id=request_id, result=result)
 
 

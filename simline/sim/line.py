@@ -98,7 +98,8 @@ class Line:
         self.released_total = 0
         self.finished_total = 0
         self.scrapped_total = 0
-        self.warmup = scenario.experiment.warmup_hours * 60.0
+        # A live line is watched from its first minute: its KPIs count from the start, without a warm-up.
+        self.warmup = 0.0 if live else scenario.experiment.warmup_hours * 60.0
         self.horizon = scenario.experiment.horizon_hours * 60.0
         for st in self.stations:
             st.machines = [Machine(st, i, self) for i in range(st.spec.machines)]
