@@ -262,10 +262,7 @@ def trainer_panel(stations: list[dict[str, str]], speed: float) -> html.Details:
                                 id="speed-input",
                                 type="number",
                                 value=speed,
-                                min=0.1,
-                                max=100000,
                                 step="any",
-                                debounce=True,
                             ),
                         ]
                     ),
@@ -281,7 +278,7 @@ def trainer_panel(stations: list[dict[str, str]], speed: float) -> html.Details:
                         [
                             "Repair minutes ",
                             dcc.Input(
-                                id="fault-minutes", type="number", min=0.1, step="any", placeholder="station default"
+                                id="fault-minutes", type="number", step="any", placeholder="station default"
                             ),
                         ]
                     ),

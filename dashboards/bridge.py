@@ -87,7 +87,7 @@ class Bridge:
         """Place a visitor's order (one unit). Never raises: a bad order is an outcome with the reason."""
         if not self.bucket.take():
             return Outcome(False, "Many orders at once: please try again in a few seconds.", field="rate")
-        if not family:
+        if not family or not isinstance(family, str):
             return Outcome(False, "Choose a product.", field="product")
         try:
             chosen = parse_options(dict(options or {}))
@@ -144,7 +144,7 @@ class Bridge:
         if action in ("fault", "reset"):
             if not station:
                 raise CommandError("station", "choose a station")
-            target = driver.machine(station, int(machine or 0))
+            target = driver.machine(str(station), _index(machine))
             if action == "reset":
                 return f"{station}#{target.index}: {driver.reset_machine(target)}."
             minutes = None if value in (None, "") else _number("repair_minutes", value)
@@ -152,7 +152,18 @@ class Bridge:
         raise CommandError("action", f"unknown command '{action}' (pause, resume, speed, fault, reset)")
 
 
+def _index(value: Any) -> int:
+    if value is None or value == "":
+        return 0
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise CommandError("machine", f"must be a machine number, got {value!r}") from None
+
+
 def _number(name: str, value: Any) -> float:
+    if value is None or value == "":
+        raise CommandError(name, "enter a number")
     try:
         number = float(value)
     except (TypeError, ValueError):

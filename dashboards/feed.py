@@ -43,6 +43,7 @@ TILES: tuple[tuple[str, str, str, str], ...] = (
 TREND_POINTS = 240
 TELEMETRY_POINTS = 720
 ORDERS_SHOWN = 25
+VISITORS_DONE_SHOWN = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +194,12 @@ class _LineFeed:
             self.trend[key].append(kpis.get(name))
         minutes_at = self._minutes_at()
         tracker = self.tracker
-        shown = sorted(tracker.open.values(), key=lambda t: (t.origin == "scenario", t.created))[:ORDERS_SHOWN]
-        shown += list(reversed(tracker.completed.values()))[: max(0, ORDERS_SHOWN - len(shown))]
+        # Visitors' orders first (open, then the last few completed), then the line's own: open, then completed.
+        open_orders = sorted(tracker.open.values(), key=lambda t: (t.origin == "scenario", t.created))
+        visitors = [t for t in open_orders if t.origin != "scenario"]
+        shown = visitors + list(reversed(tracker.visitors.values()))[:VISITORS_DONE_SHOWN]
+        shown += open_orders[len(visitors) :] + list(reversed(tracker.completed.values()))
+        shown = shown[:ORDERS_SHOWN]
         return LineView(
             label=self.label,
             stations=tuple(stations),

@@ -95,6 +95,15 @@ def products_of(driver: LiveDriver) -> dict[str, tuple[str, dict[str, list[dict[
     }
 
 
+def _shutdown(server: Any) -> None:
+    """Stop a waitress server: let the worker threads finish their requests, then close every connection, the
+    listening socket and the wake-up pipe (the server's loop ends when nothing is left to watch)."""
+    from waitress import wasyncore
+
+    server.task_dispatcher.shutdown(timeout=5)
+    wasyncore.close_all(getattr(server, "_map", None) or getattr(server, "map", None))
+
+
 class DashboardServer:
     """The live dashboard of a driver's line(s).
 
@@ -170,7 +179,8 @@ class DashboardServer:
     async def stop(self) -> None:
         """Stop serving and stop the feed."""
         if self._server is not None:
-            self._server.close()
+            # In a thread: requests in flight may still need the live loop (Bridge.call) to finish.
+            await asyncio.to_thread(_shutdown, self._server)
             self._server = None
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 5.0)

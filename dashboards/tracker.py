@@ -76,7 +76,8 @@ class OrderTracker:
 
     Args:
         line: The line (its open orders give each new order's route).
-        keep_completed: Completed orders kept for display.
+        keep_completed: Completed orders kept for display, of the scenario's and of visitors' orders each (a
+            visitor's order stays in the list after completion even on a busy line).
     """
 
     def __init__(self, line: Line, keep_completed: int = 30) -> None:
@@ -84,11 +85,12 @@ class OrderTracker:
         self.keep_completed = keep_completed
         self.open: dict[str, OrderTrack] = {}
         self.completed: OrderedDict[str, OrderTrack] = OrderedDict()
+        self.visitors: OrderedDict[str, OrderTrack] = OrderedDict()  # completed orders placed from outside
         self.origins: dict[str, str] = {}  # order id → entry point, set by whoever placed it
 
     def get(self, order_id: str) -> OrderTrack | None:
         """The order, open or recently completed."""
-        return self.open.get(order_id) or self.completed.get(order_id)
+        return self.open.get(order_id) or self.completed.get(order_id) or self.visitors.get(order_id)
 
     def observe(self, event: Event) -> None:
         """The observer: update the order the event is about."""
@@ -121,9 +123,10 @@ class OrderTracker:
             track.at.clear()
             track.position.clear()
             del self.open[event.order_id]
-            self.completed[event.order_id] = track
-            while len(self.completed) > self.keep_completed:
-                self.completed.popitem(last=False)
+            kept = self.completed if track.origin == "scenario" else self.visitors
+            kept[event.order_id] = track
+            while len(kept) > self.keep_completed:
+                kept.popitem(last=False)
 
     def _created(self, event: OrderCreated) -> None:
         order = self.line.orders.get(event.order_id)

@@ -353,7 +353,7 @@ def telemetry_figure(data: dict[str, Any] | None, title: str) -> dict[str, Any]:
                     "xaxis": "x",
                     "yaxis": f"y{r if r > 1 else ''}",
                     "showlegend": False,
-                    "line": {"width": 1.5},
+                    "line": {"width": 1.5, "shape": "hv" if key == "power_kw" else "linear"},
                 }
             )
         if machine["breakdowns"]:

@@ -37,8 +37,13 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def compute_kpis(line: Line) -> Kpis:
-    """Every KPI of ``line`` over the observed window (end of warm-up to now)."""
+    """Every KPI of ``line`` over the observed window (end of warm-up to now).
+
+    Machine times are booked up to now first, so a live line's KPIs are current between state changes.
+    """
     now = line.env.now
+    for machine in line.machines:
+        machine.flush()
     window = now - min(line.warmup, now)
     hours = window / 60.0
     k: Kpis = {"line.observed_hours": hours}

@@ -415,7 +415,9 @@ def test_simline_live_publishes_to_a_named_broker_and_to_the_embedded_one(mosqui
     sub = Subscriber(mosquitto.port, ["simline/demo/production/quickstart_line/status"]).start()
     runner = CliRunner()
     quickstart = str(SCENARIOS / "quickstart.yaml")
-    result = runner.invoke(app, ["live", quickstart, "--no-opcua", "--duration", "1", "--mqtt", mosquitto.url])
+    result = runner.invoke(
+        app, ["live", quickstart, "--no-opcua", "--no-dashboard", "--duration", "1", "--mqtt", mosquitto.url]
+    )
     assert result.exit_code == 0, result.output
     assert f"MQTT       {mosquitto.url}  topics simline/demo/production/quickstart_line/#" in result.output
     sub.wait(lambda: [m.json()["value"] for m in sub.snapshot()] == ["online", "offline"], 5, "online, offline")
@@ -423,7 +425,18 @@ def test_simline_live_publishes_to_a_named_broker_and_to_the_embedded_one(mosqui
     port = free_port()
     result = runner.invoke(
         app,
-        ["live", quickstart, "--no-opcua", "--duration", "1", "--mqtt-port", str(port), "--mqtt-profile", "sparkplug"],
+        [
+            "live",
+            quickstart,
+            "--no-opcua",
+            "--no-dashboard",
+            "--duration",
+            "1",
+            "--mqtt-port",
+            str(port),
+            "--mqtt-profile",
+            "sparkplug",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert f"mqtt://127.0.0.1:{port} (embedded broker)  Sparkplug B group simline" in result.output

@@ -140,11 +140,18 @@ class LiveDriver:
             due_in_hours = self.line.scenario.orders.due_in_hours
         elif not 0 < due_in_hours <= 24 * 365:
             raise CommandError("due_in_hours", f"must be between 0 and 8760, got {due_in_hours:g}")
+        self._sync_twins()
         due = self.env.now + due_in_hours * 60.0
         order = self.line.place_order(family, options, quantity, due)
         for twin in self.lines[1:]:
-            twin.place_order(family, options, quantity, due)
+            twin.place_order(family, options, quantity, due, order_id=order.id)
         return order
+
+    def _sync_twins(self) -> None:
+        """Bring every twin to the main line's simulated now, so a command lands at the same moment in each."""
+        now = self.env.now
+        for twin in self.lines[1:]:
+            self._advance(twin.env, now, math.inf)  # events at exactly "now" too, as the main line did
 
     def machines_like(self, machine: Machine) -> list[Machine]:
         """``machine`` and the machine at the same place in every twin line."""
@@ -156,6 +163,7 @@ class LiveDriver:
         Raises:
             CommandError: The machine is already down or the repair time is out of range; nothing changes.
         """
+        self._sync_twins()
         result = machine.inject_fault(repair_minutes)
         for twin in self.machines_like(machine)[1:]:
             with contextlib.suppress(CommandError):  # a twin that is already down stays down
@@ -164,6 +172,7 @@ class LiveDriver:
 
     def reset_machine(self, machine: Machine) -> str:
         """End ``machine``'s repair now (and its twins'); see :meth:`Machine.reset`."""
+        self._sync_twins()
         result = machine.reset()
         for twin in self.machines_like(machine)[1:]:
             twin.reset()
@@ -195,9 +204,10 @@ class LiveDriver:
         seconds (of the line furthest behind)."""
         target = self.target()
         share = self.slice_seconds / len(self.lines)
-        behind = 0.0
-        for line in self.lines:
-            behind = max(behind, self._advance(line.env, target, time.perf_counter() + share))
+        behind = self._advance(self.env, target, time.perf_counter() + share)
+        for twin in self.lines[1:]:  # never ahead of the main line: both sit at the same "now" for commands
+            twin_behind = self._advance(twin.env, self.env.now, time.perf_counter() + share)
+            behind = max(behind, target - self.env.now + twin_behind)
         lag = behind * 60.0 / self.speed
         self.lag.add(lag)
         return lag
