@@ -333,6 +333,8 @@ def live(
     Ctrl-C."""
     import asyncio
 
+    from simline.business import running_difference
+    from simline.kpis import compute_kpis
     from simline.live.app import LiveApp, LiveOptions
     from simline.mqtt.config import MqttConfigError, parse_bind, parse_broker_url
     from simline.mqtt.topics import check_level, check_root
@@ -390,10 +392,20 @@ def live(
             return
         now = a.line.env.now
         day, minute = divmod(int(now), 1440)
+        twin = ""
+        if a.alternative is not None:
+            diff = running_difference(
+                compute_kpis(a.driver.lines[0]),
+                compute_kpis(a.driver.lines[1]),
+                a.alternative,
+                scenario.economics,
+                scenario.funding,
+            )
+            twin = f"  {a.alternative.label}: {diff.net:+,.0f} EUR ({diff.net_funded:+,.0f} with co-funding)"
         out.print(
             f"[dim]sim day {day + 1} {minute // 60:02d}:{minute % 60:02d}[/dim]  "
             f"orders open {len(a.line.orders)}, done {a.line.stats.orders_completed}  "
-            f"WIP {a.line.wip}  lag {a.driver.lag.current:.2f} s (p99 {a.driver.lag.quantile(0.99):.2f} s)",
+            f"WIP {a.line.wip}  lag {a.driver.lag.current:.2f} s (p99 {a.driver.lag.quantile(0.99):.2f} s){twin}",
             highlight=False,
         )
 
