@@ -25,8 +25,9 @@ After ``--warmup`` seconds every figure is measured over the same window of ``--
   ``DashboardServer`` builds; nothing in the package is edited) time every callback request: wall time, CPU time
   of the waitress thread (``time.thread_time``; wall minus CPU is mostly waiting for the GIL), response size.
 * **feed**: ``Feed.build_seconds`` (snapshot build time on the live loop, p50/p99/max) and snapshots/s.
-* **simulation**: ``driver.lag`` (p50/p99/max and current), simulation speed reached, and the asyncio loop lag (a
-  10 ms sleep's overshoot) that every adapter on the loop would feel.
+* **simulation**: ``driver.lag`` (p50/p99/max and current), simulation speed reached, the asyncio loop lag (a
+  10 ms sleep's overshoot) that every adapter on the loop would feel, and the pauses of Python's garbage collector
+  (``gc.callbacks``), which stop every thread of the process.
 * **CPU** (100 % = one core): each browser's process tree (psutil: the children of ``driver.service.process``, split
   into renderer, browser, GPU and other processes), this Python process (split into the live loop thread, the
   waitress threads and the rest) and the rest of the machine.
@@ -34,14 +35,18 @@ After ``--warmup`` seconds every figure is measured over the same window of ``--
   ``ScriptDuration``, ``LayoutDuration``, ``RecalcStyleDuration``, layouts/s), long tasks (> 50 ms), DOM nodes and
   event listeners at the start and the end, and the JS heap after a forced garbage collection at the start and the
   end (``performance.memory.usedJSHeapSize``; a leak shows as growth).
-
 * **DOM churn**: elements inserted per second (a ``MutationObserver`` on the body), and whether elements noted at
   the start (a station card, a KPI tile, a sparkline, an order row...) are still in the document at the end or were
   replaced by a re-render.
 
 ``--what-if PATCHES`` runs the same measurement with benchmark-only patches of the pages (nothing in the package is
 edited), to show what each part of the main refresh costs the browser: ``nospark`` (KPI tiles without sparklines),
-``notiles``, ``nolines``, ``noorders`` (the refresh returns ``dash.no_update`` for that part).
+``notiles``, ``nolines``, ``noorders`` (the refresh returns ``dash.no_update`` for that part); and ``gcfreeze``
+(``gc.freeze()`` once the app has started, against the garbage collector's pauses).
+
+The browser's figures depend on the browser's CPU: here headless Chromium with software rendering on the same
+machine as the server, so a second job on the machine shows in them (the script prints the CPU that other processes
+used during the window).
 
 Run ``python benchmarks/bench_dashboard.py`` (about 1.5 min; ``--help`` for the options), e.g.
 ``python benchmarks/bench_dashboard.py --kiosk --json out/dashboard.json``.
@@ -53,6 +58,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import gc
 import itertools
 import json
 import logging
@@ -184,6 +190,7 @@ WHAT_IF = {
     "notiles": "the refresh leaves the KPI tiles as they are (dash.no_update)",
     "nolines": "the refresh leaves the line view as it is (dash.no_update)",
     "noorders": "the refresh leaves the order list as it is (dash.no_update)",
+    "gcfreeze": "gc.freeze() once the live app has started (start-up objects leave the garbage collector's view)",
 }
 
 
@@ -423,6 +430,28 @@ def apply_what_if(patches: tuple[str, ...]) -> Any:
             setattr(module, name, original)
 
     return restore
+
+
+class GcPauses:
+    """Pauses of Python's cyclic garbage collector (``gc.callbacks``): they stop every thread of the process."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((int(info.get("generation", 0)), time.perf_counter() - self._started))
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self)
 
 
 # --- browsers ------------------------------------------------------------------------------------------
@@ -683,6 +712,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t_start = time.perf_counter()
     try:
         live.start()
+        if "gcfreeze" in args.what_if:
+            gc.collect()
+            gc.freeze()
         app = live.app
         feed = next(a.feed for a in app.adapters if hasattr(a, "feed"))
         if args.verbose:
@@ -692,7 +724,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             b.open(base, args.width, args.height)
             if b.path == "/":
                 b.wait_for("clock")
-                b.wait_for("l0-line", text=False)
+                if "nolines" not in args.what_if:
+                    b.wait_for("l0-line", text=False)
             else:
                 order_id = b.place_order()
                 b.wait_for("order-card", timeout=30, text=False)
@@ -710,6 +743,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         seq0 = feed.latest.seq
         timings.records.clear()
         live.start_probe()
+        gc_pauses = GcPauses().__enter__()
         w0, sim0 = time.monotonic(), app.line.env.now
         busy0, total0 = machine_busy()
         py0 = psutil.Process().cpu_times()
@@ -720,6 +754,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         py1 = psutil.Process().cpu_times()
         threads1 = thread_groups(live.native_id)
         loop_lags = live.stop_probe()
+        gc_pauses.__exit__()
         lags = list(driver.lag.samples)
         builds = list(feed.build_seconds)
         seq1 = feed.latest.seq
@@ -733,6 +768,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         live.stop()
         timings.uninstall()
         restore()
+        if "gcfreeze" in args.what_if:
+            gc.unfreeze()
     if live.thread.is_alive():
         print("  warning: the live loop did not stop within 60 s", file=sys.stderr)
     if live.error is not None:
@@ -774,6 +811,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "lag_s": {**stats(lags), "current": lag_now},
         "sim_speed": (sim1 - sim0) * 60.0 / wall,
         "loop_lag_ms": stats([1000 * x for x in loop_lags]),
+        "gc_ms": {
+            f"gen{g}": stats([1000 * d for gen, d in gc_pauses.pauses if gen == g])
+            for g in sorted({gen for gen, _ in gc_pauses.pauses})
+        },
         "cpu_pct": {
             "python": py_pct,
             **{f"python {k}": 100.0 * (threads1[k] - threads0[k]) / wall for k in threads0},
@@ -877,6 +918,10 @@ def print_report(env: dict[str, Any], r: dict[str, Any]) -> None:
     print(
         f"[server] asyncio loop lag (10 ms probe): p50 {ll['p50']:.1f} ms, p99 {ll['p99']:.1f} ms, max {ll['max']:.1f}"
     )
+    gcs = "; ".join(
+        f"{g}: {v['n']} (max {v['max']:.0f} ms, total {v['mean'] * v['n']:.0f} ms)" for g, v in r["gc_ms"].items()
+    )
+    print(f"[server] Python GC pauses (stop every thread): {gcs or 'none'}")
     c = r["cpu_pct"]
     print(
         f"[cpu] python process {c['python']:.1f} % of one core (live loop {c['python live loop']:.1f}, waitress "
