@@ -1,8 +1,10 @@
 """The live dashboard (Dash): the big-screen page at ``/`` and the visitors' kiosk at ``/kiosk``.
 
-Callbacks read the feed's latest snapshot (never the model) and render it through :mod:`dashboards.views`;
-renders are cached per snapshot, so ten browsers cost the server what one does. Orders and trainer commands go
-through the :class:`~dashboards.bridge.Bridge` to the live loop.
+The pages are built once per load (:mod:`dashboards.views`). Every second a callback sends the big screen the
+digest of the feed's latest snapshot (:mod:`dashboards.payload`; computed once per snapshot for all browsers, and
+not sent again to a browser that has it), and the page's script ``assets/dashboard.js`` writes it into the
+elements in place. Callbacks never touch the model; orders and trainer commands go through the
+:class:`~dashboards.bridge.Bridge` to the live loop.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import dash
-from dash import Dash, Input, Output, State, dcc, html
+from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboards import kiosk, views
 from dashboards.bridge import Bridge
 from dashboards.feed import Feed, Snapshot
+from dashboards.live_figures import money_figure, telemetry_figure
+from dashboards.payload import snapshot_data
 
 __all__ = ["PageInfo", "create_app"]
 
@@ -97,23 +101,39 @@ def create_app(feed: Feed, bridge: Bridge, info: PageInfo) -> Dash:
         return (kiosk.page(info) if path == "/kiosk" else main_page(feed.latest, info)), path
 
     @app.callback(
-        Output("clock", "children"),
-        Output("status", "children"),
-        Output("money", "children"),
-        Output("tiles", "children"),
-        Output("lines", "children"),
-        Output("orders", "children"),
+        Output("snap", "data"),
+        Output("snap-seq", "data"),
         Input("tick", "n_intervals"),
+        State("snap-seq", "data"),
     )
-    def refresh(_: int | None) -> tuple[Any, ...]:
+    def refresh(_: int | None, shown: int | None) -> tuple[dict[str, Any], int]:
         snap = feed.latest
-        return cache.get("main", snap.seq, lambda: render_main(snap))
+        if snap.seq == shown:  # this browser has it already
+            raise PreventUpdate
+        return cache.get("main", snap.seq, lambda: snapshot_data(snap)), snap.seq
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="simline", function_name="apply"),
+        Output("snap-applied", "data"),
+        Input("snap", "data"),
+    )
+
+    if feed.alternative is not None:
+
+        @app.callback(Output("money-graph", "figure"), Input("snap-seq", "data"))
+        def money(_: int | None) -> dict[str, Any]:
+            snap = feed.latest
+            if snap.money is None:
+                raise PreventUpdate
+            return cache.get("money", snap.seq, lambda: money_figure(snap.money))  # type: ignore[arg-type]
 
     @app.callback(Output("followed", "children"), Input("tick", "n_intervals"), Input("url", "search"))
     def followed(_: int | None, search: str | None) -> Any:
         order_id = views.query(search, "order")
         snap = feed.latest
         if not order_id:
+            if dash.ctx.triggered_id == "tick":
+                raise PreventUpdate  # the hint is shown already
             return html.Div("Click an order to follow it.", className="hint")
         orders = cache.get(("order", order_id), snap.seq, lambda: bridge.order(order_id))
         return views.order_card(orders, info.labels, snap.sim_minutes)
@@ -128,9 +148,7 @@ def create_app(feed: Feed, bridge: Bridge, info: PageInfo) -> Dash:
             raise PreventUpdate
         names = {sid: name for sid, name, _ in snap.stations}
         data = cache.get(("telemetry", station), snap.seq, lambda: bridge.telemetry(station))
-        return views.telemetry_figure(
-            data, f"{names.get(station, station)}: condition rises towards 1 before a failure"
-        )
+        return telemetry_figure(data, f"{names.get(station, station)}: condition rises towards 1 before a failure")
 
     @app.callback(Output("trainer-key", "data"), Input("url", "search"), State("trainer-key", "data"))
     def remember_key(search: str | None, known: str | None) -> str | None:
@@ -165,29 +183,6 @@ def create_app(feed: Feed, bridge: Bridge, info: PageInfo) -> Dash:
     return app
 
 
-def render_main(snap: Snapshot) -> tuple[Any, ...]:
-    """The parts of the main page that change with every snapshot."""
-    state = "paused" if snap.paused else "running"
-    status = [
-        html.Span(state, className=f"badge {state}", id="run-state"),
-        html.Span(f"speed {snap.speed:g}×", id="speed-text"),
-        html.Span("on shift" if snap.working else "off shift"),
-        html.Span(f"lag {snap.lag_seconds:.1f} s", className="lag") if snap.lag_seconds > 1 else None,
-    ]
-    money = views.money_panel(snap.money) if snap.money is not None else None
-    lines = [views.line_view(v, f"l{i}") for i, v in enumerate(snap.lines)]
-    main = snap.lines[0]
-    orders = views.orders_table(main, snap.sim_minutes)
-    return (
-        views.clock_text(snap.sim_minutes),
-        status,
-        money,
-        views.kpi_tiles(snap),
-        [views.legend(), *lines],
-        orders,
-    )
-
-
 def main_page(snap: Snapshot, info: PageInfo) -> html.Div:
     """The big-screen page: header with the QR code, the twin's money, KPI tiles, line view(s), orders,
     telemetry and the trainer controls."""
@@ -201,7 +196,15 @@ def main_page(snap: Snapshot, info: PageInfo) -> html.Div:
                         [
                             html.H1(info.title),
                             html.Div(id="clock", className="clock"),
-                            html.Div(id="status", className="status"),
+                            html.Div(
+                                [
+                                    html.Span("running", className="badge running", id="run-state"),
+                                    html.Span(id="speed-text"),
+                                    html.Span(id="shift-text"),
+                                    html.Span(id="lag-text", className="lag"),
+                                ],
+                                className="status",
+                            ),
                         ],
                         className="head-text",
                     ),
@@ -218,12 +221,12 @@ def main_page(snap: Snapshot, info: PageInfo) -> html.Div:
                 ],
                 className="header",
             ),
-            html.Div(id="money"),
-            html.Div(id="tiles", className="tiles"),
-            html.Div(id="lines"),
+            views.money_panel(snap.money.investment) if snap.money is not None else None,
+            html.Div(views.tiles(snap), id="tiles", className="tiles"),
+            html.Div([views.legend(), *(views.line_view(v, f"l{i}") for i, v in enumerate(snap.lines))], id="lines"),
             html.Div(
                 [
-                    html.Section([html.H2("Orders"), html.Div(id="orders")], className="panel orders-panel"),
+                    html.Section([html.H2("Orders"), views.orders_table()], className="panel orders-panel"),
                     html.Section([html.H2("Followed order"), html.Div(id="followed")], className="panel follow-panel"),
                 ],
                 className="row",
@@ -240,6 +243,9 @@ def main_page(snap: Snapshot, info: PageInfo) -> html.Div:
             dcc.Interval(id="tick", interval=info.update_ms),
             dcc.Interval(id="telemetry-tick", interval=max(info.update_ms, TELEMETRY_MS)),
             dcc.Store(id="trainer-key", storage_type="session"),
+            dcc.Store(id="snap"),
+            dcc.Store(id="snap-seq"),
+            dcc.Store(id="snap-applied"),
         ],
         className="main-page",
     )
@@ -277,9 +283,7 @@ def trainer_panel(stations: list[dict[str, str]], speed: float) -> html.Details:
                     html.Label(
                         [
                             "Repair minutes ",
-                            dcc.Input(
-                                id="fault-minutes", type="number", step="any", placeholder="station default"
-                            ),
+                            dcc.Input(id="fault-minutes", type="number", step="any", placeholder="station default"),
                         ]
                     ),
                     html.Button("Inject fault", id="btn-fault", className="danger"),

@@ -42,6 +42,7 @@ TILES: tuple[tuple[str, str, str, str], ...] = (
 
 TREND_POINTS = 240
 TELEMETRY_POINTS = 720
+TELEMETRY_SHOWN = 240  # points per signal sent to a chart (every k-th of the history)
 ORDERS_SHOWN = 25
 VISITORS_DONE_SHOWN = 5
 
@@ -343,6 +344,7 @@ class Feed:
             if m.station.id != station:
                 continue
             rows = list(lf.signals[i])
+            rows = rows[:: -(-len(rows) // TELEMETRY_SHOWN)] if len(rows) > TELEMETRY_SHOWN else rows
             columns = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
             out["machines"].append(
                 {
