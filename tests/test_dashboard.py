@@ -30,15 +30,16 @@ def wait(driver: Any, condition: Callable[[Any], Any], message: str, timeout: fl
 
 
 def text_of(driver: Any, css: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    return str(driver.find_element(By.CSS_SELECTOR, css).text)
+    """The visible text of the element at ``css`` ("" while there is none), read in one step (the page re-renders
+    some elements)."""
+    text = driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css)
+    return str(text).strip()
 
 
 def attribute(driver: Any, css: str, name: str) -> str | None:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.CSS_SELECTOR, css).get_attribute(name)
+    """An attribute of the element at ``css``, read in one step."""
+    script = "const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null;"
+    return driver.execute_script(script, css, name)  # type: ignore[no-any-return]
 
 
 def click(driver: Any, css: str) -> None:

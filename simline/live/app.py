@@ -152,6 +152,7 @@ class LiveApp:
                 with contextlib.suppress(asyncio.CancelledError):
                     await reporter
             await self.stop()
+            gc.unfreeze()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
