@@ -149,6 +149,7 @@ class _LineFeed:
         self.breakdowns: list[deque[float]] = [deque(maxlen=50) for _ in line.machines]
         self._machine_index = {(m.station.id, m.index): i for i, m in enumerate(line.machines)}
         self._sampled_at = -1.0
+        self.families = {p.family: p.name or p.family for p in line.scenario.products}
 
     def observe(self, event: Event) -> None:
         self.tracker.observe(event)
@@ -232,7 +233,7 @@ class _LineFeed:
         eta = self.tracker.eta(track, minutes_at if minutes_at is not None else self._minutes_at())
         return OrderView(
             id=track.id,
-            product=f"{track.family} {track.options}".strip(),
+            product=f"{self.families.get(track.family, track.family)} {track.options.replace(';', ', ')}".strip(),
             quantity=track.quantity,
             progress=track.progress,
             stations_now=tuple(names.get(s, s) for s in track.stations_now),

@@ -81,7 +81,8 @@ def products_of(driver: LiveDriver) -> dict[str, tuple[str, dict[str, list[dict[
     """The product families and their choices as the kiosk offers them (with any extra price)."""
 
     def label(choice: str, extra: float) -> str:
-        return f"{choice} (+{extra:g} €)" if extra else choice
+        text = choice.replace("_", " ")
+        return f"{text} (+{extra:g} €)" if extra else text
 
     return {
         p.family: (
