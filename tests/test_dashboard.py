@@ -363,3 +363,35 @@ def test_cli_prints_the_dashboard_and_kiosk_addresses_and_refuses_a_bad_twin() -
         result = runner.invoke(app, ["live", quickstart, "--no-opcua", "--no-mqtt", "--dashboard-port", str(taken)])
     assert result.exit_code == 1
     assert f"cannot serve the dashboard on 127.0.0.1:{taken}" in result.output and "--dashboard-port" in result.output
+
+
+def test_kiosk_address_for_phones_and_trainer_key_off_loopback() -> None:
+    """Phones get a routable kiosk address (never 0.0.0.0), IPv6 in brackets; a dashboard open to the network
+    gets a random trainer key in its printed address, one on loopback needs none."""
+    from dashboards.server import is_loopback, kiosk_url
+
+    assert [is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "192.168.1.5", "demo.local")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert kiosk_url("127.0.0.1", 9) == "http://127.0.0.1:9/kiosk"
+    assert kiosk_url("::1", 9) == "http://[::1]:9/kiosk"
+    lan = kiosk_url("0.0.0.0", 8050)
+    assert "0.0.0.0" not in lan and lan.startswith("http://") and lan.endswith(":8050/kiosk")
+    with LiveDashboard(QUICKSTART, dashboard_host="0.0.0.0") as live:
+        assert live.app is not None
+        key = views_query(live.url, "key")
+        assert key and len(key) >= 12
+        assert "0.0.0.0" not in live.app.urls["Kiosk"]
+    with LiveDashboard(QUICKSTART) as live:
+        assert "?key=" not in live.url
+
+
+def views_query(url: str, name: str) -> str | None:
+    from dashboards.views import query
+
+    return query(url.partition("?")[2], name)
