@@ -127,6 +127,11 @@ def callback_name(output: str) -> str:
     return (ids[0] if len(ids) == 1 else f"{ids[0]}+{len(ids) - 1}") if ids else output or "?"
 
 
+def is_refresh(output: str) -> bool:
+    """Whether a request is the page's main refresh (the digest into the ``snap`` store)."""
+    return callback_name(output).startswith("snap+")
+
+
 def thread_cpu(loop_tid: int) -> dict[str, float]:
     """CPU seconds of the machine (all cores), of this process, of its live loop thread and of its waitress threads."""
     names = {t.native_id: t.name for t in threading.enumerate()}
@@ -146,8 +151,13 @@ def live_thread(app: LiveApp, prefill: float, state: dict[str, Any]) -> None:
 
     async def main() -> None:
         await app.start_adapters_then_print(lambda urls: None)  # ends with gc.freeze(), as in the CLI
-        for line in app.driver.lines:
-            line.env.run(until=prefill)
+        feed = next(a.feed for a in app.adapters if hasattr(a, "feed"))
+        step, now = feed.period * app.driver.speed / 60, app.line.env.now
+        while now < prefill:  # the feed's snapshots as if it had been running: full trends and telemetry
+            now = min(prefill, now + step)
+            for line in app.driver.lines:
+                line.env.run(until=now)
+            feed.latest = feed.build()
         state.update(loop=asyncio.get_running_loop(), tid=threading.get_native_id())
         state["ready"].set()
         await app.run()
@@ -278,7 +288,7 @@ class Browser:
             | {"no_update": c["no_update"]}
             for name, c in sorted(callbacks.items(), key=lambda kv: -len(kv[1]["ms"]))
         }
-        refreshed = sorted(t1 for out, _, t1, *_ in end["fetches"] if callback_name(out).startswith("snap"))
+        refreshed = sorted(t1 for out, _, t1, *_ in end["fetches"] if is_refresh(out))
         draw = [t - max(r for r in refreshed if r <= t) for t in times if refreshed and refreshed[0] <= t]
         cpu = sum(v - self.cpu0.get(pid, 0.0) for pid, v in self.cpu1.items())  # new processes count from 0
         dt = (self.busy1["Timestamp"] - self.busy0["Timestamp"]) or window
@@ -289,6 +299,8 @@ class Browser:
             "window_s": window,
             "update_interval_s": stats(intervals),
             "missed_refreshes": sum(round(iv / REFRESH_S) - 1 for iv in intervals if iv > 1.5 * REFRESH_S),
+            "clock_changes": len(times),
+            "refreshes_received": sum(1 for out, *_, st, _ in end["fetches"] if is_refresh(out) and st == 200),
             "draw_ms": stats(draw),
             "callbacks": callbacks,
             "cpu_pct": 100 * cpu / window,
@@ -441,7 +453,10 @@ def print_report(env: dict[str, Any], r: dict[str, Any]) -> None:
         tag = f"[{b['role']}]"
         if b["path"] == "/":
             iv = b["update_interval_s"]
-            print(f"{tag} update interval (n={iv['n']}): {_s(iv, 's', 2)}; missed refreshes {b['missed_refreshes']}")
+            print(
+                f"{tag} update interval (n={iv['n']}): {_s(iv, 's', 2)}; missed refreshes {b['missed_refreshes']} "
+                f"(clock changes {b['clock_changes']}, refreshes received {b['refreshes_received']})"
+            )
             print(f"{tag} draw time (refresh response → clock in the DOM): {_s(b['draw_ms'], 'ms')}")
         for name, c in b["callbacks"].items():
             print(
