@@ -30,6 +30,7 @@ ASSETS = Path(__file__).parent / "assets"
 UPDATE_MS = 1000
 """How often the pages refresh (milliseconds)."""
 TELEMETRY_MS = 2000
+MONEY_MS = 3000
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,8 @@ def create_app(feed: Feed, bridge: Bridge, info: PageInfo) -> Dash:
 
     if feed.alternative is not None:
 
-        @app.callback(Output("money-graph", "figure"), Input("snap-seq", "data"))
-        def money(_: int | None) -> dict[str, Any]:
+        @app.callback(Output("money-graph", "figure"), Input("money-tick", "n_intervals"))
+        def money(_: int | None) -> dict[str, Any]:  # a chart is costly to redraw: every few seconds
             snap = feed.latest
             if snap.money is None:
                 raise PreventUpdate
@@ -243,6 +244,7 @@ def main_page(snap: Snapshot, info: PageInfo) -> html.Div:
             dcc.Interval(id="tick", interval=info.update_ms),
             dcc.Interval(id="telemetry-tick", interval=max(info.update_ms, TELEMETRY_MS)),
             dcc.Store(id="trainer-key", storage_type="session"),
+            dcc.Interval(id="money-tick", interval=max(info.update_ms, MONEY_MS)),
             dcc.Store(id="snap"),
             dcc.Store(id="snap-seq"),
             dcc.Store(id="snap-applied"),

@@ -63,33 +63,68 @@
     }
   }
 
-  var lastOrders = "";
+  function cell(row, i, text) {
+    while (row.children.length <= i) row.appendChild(document.createElement("td"));
+    setText(row.children[i], text);
+  }
 
+  function orderRow(o) {
+    var row = document.createElement("tr");
+    row.id = "order-row-" + o.id;
+    row.innerHTML = '<td><a id="order-link-' + esc(o.id) + '" href="?order=' + encodeURIComponent(o.id) +
+      '" data-order="' + esc(o.id) + '">' + esc(o.id) + '</a></td><td></td><td><div class="progress">' +
+      '<div class="progress-fill"></div></div></td><td></td><td></td><td></td>';
+    return row;
+  }
+
+  // Rows are kept and updated in place (a link under the pointer must survive a refresh, or a slow tap is lost);
+  // only new orders get new rows, and rows move only when the order of the list changes.
   function applyOrders(orders) {
     var body = byId("orders-body");
     if (!body) return;
-    var key = JSON.stringify(orders);
-    if (key === lastOrders && body.children.length === orders.length) return;
-    lastOrders = key;
-    body.innerHTML = orders.map(function (o) {
-      var status = o.status.replace(" ", "-");
-      return '<tr id="order-row-' + esc(o.id) + '" class="order-row status-' + status + " origin-" + esc(o.origin) +
-        '" data-status="' + esc(o.status) + '"><td><a id="order-link-' + esc(o.id) + '" href="?order=' +
-        encodeURIComponent(o.id) + '" data-order="' + esc(o.id) + '">' + esc(o.id) + "</a></td><td>" +
-        esc(o.product) + '</td><td><div class="progress"><div class="progress-fill" style="width:' + o.progress +
-        '%"></div></div></td><td>' + esc(o.at) + "</td><td>" + esc(o.eta) + "</td><td>" + esc(o.status) +
-        "</td></tr>";
-    }).join("");
+    var keep = {};
+    orders.forEach(function (o, i) {
+      var row = byId("order-row-" + o.id) || orderRow(o);
+      keep[row.id] = true;
+      var cls = "order-row status-" + o.status.replace(" ", "-") + " origin-" + o.origin;
+      if (row.className !== cls) row.className = cls;
+      if (row.getAttribute("data-status") !== o.status) row.setAttribute("data-status", o.status);
+      cell(row, 1, o.product);
+      row.children[2].firstChild.firstChild.style.width = o.progress + "%";
+      cell(row, 3, o.at);
+      cell(row, 4, o.eta);
+      cell(row, 5, o.status);
+      if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+    });
+    Array.prototype.slice.call(body.children).forEach(function (row) {
+      if (!keep[row.id]) body.removeChild(row);
+    });
   }
 
-  // An order link changes the address without reloading the page, as dcc.Link does, so Dash's
-  // dcc.Location (and the "followed order" callback) sees the new ?order=.
+  // Following an order changes the address without reloading the page, as dcc.Link does, so Dash's
+  // dcc.Location (and the "followed order" callback) sees the new ?order=. The order is the one under the
+  // pointer when it was pressed: the list moves every second, and a slow tap must not land on its neighbour.
+  function follow(href) {
+    window.history.pushState({}, "", href);
+    window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
+  }
+
+  var pressed = null;
+  document.addEventListener("pointerdown", function (event) {
+    var link = event.target.closest && event.target.closest("a[data-order]");
+    var plain = link && event.button === 0 && !event.ctrlKey && !event.metaKey && !event.shiftKey;
+    pressed = plain ? { href: link.getAttribute("href"), x: event.clientX, y: event.clientY } : null;
+  });
+  document.addEventListener("pointerup", function (event) {
+    var p = pressed;
+    pressed = null;
+    if (p && Math.abs(event.clientX - p.x) + Math.abs(event.clientY - p.y) < 10) follow(p.href);
+  });
   document.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest("a[data-order]");
     if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return;
     event.preventDefault();
-    window.history.pushState({}, "", link.getAttribute("href"));
-    window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
+    if (event.detail === 0) follow(link.getAttribute("href"));  // keyboard (Enter) or script: no pointer press
   });
 
   function apply(data) {
