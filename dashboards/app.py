@@ -268,6 +268,7 @@ def trainer_panel(stations: list[dict[str, str]], speed: float) -> html.Details:
                             "Speed ",
                             dcc.Input(
                                 id="speed-input",
+                                className="number-input",
                                 type="number",
                                 value=speed,
                                 step="any",
