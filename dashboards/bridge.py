@@ -76,9 +76,12 @@ class Bridge:
                     future.set_exception(exc)
 
         try:
-            self.loop.call_soon_threadsafe(run)
-            return future.result(self.timeout)
-        except (RuntimeError, concurrent.futures.TimeoutError):
+            self.loop.call_soon_threadsafe(run)  # RuntimeError: the loop is closed
+        except RuntimeError:
+            raise CommandError("line", "the live line is not running") from None
+        try:
+            return future.result(self.timeout)  # fn's own errors, RuntimeError included, pass through
+        except concurrent.futures.TimeoutError:
             future.cancel()
             raise CommandError("line", "the live line is not running") from None
 
