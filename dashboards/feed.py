@@ -90,7 +90,7 @@ class LineView:
     orders: tuple[OrderView, ...]
     open_orders: int
     alarms: tuple[str, ...]
-    contribution: float
+    contribution: float  # the line's contribution margin so far (EUR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +150,7 @@ class _LineFeed:
         self._machine_index = {(m.station.id, m.index): i for i, m in enumerate(line.machines)}
         self._sampled_at = -1.0
         self.families = {p.family: p.name or p.family for p in line.scenario.products}
+        self.names = {st.id: st.spec.name or st.id for st in line.stations}
 
     def observe(self, event: Event) -> None:
         self.tracker.observe(event)
@@ -176,13 +177,13 @@ class _LineFeed:
             worst = min(states, key=_RANK.__getitem__)
             down = [m.index for m in st.machines if m.state is MachineState.DOWN]
             for index in down:
-                label = st.spec.name or st.id
+                label = self.names[st.id]
                 alarms.append(f"{label}: machine {index} down" if len(st.machines) > 1 else f"{label}: down")
             waiting = st.buffer.waiting
             stations.append(
                 StationView(
                     id=st.id,
-                    name=st.spec.name or st.id,
+                    name=self.names[st.id],
                     state=worst.label,
                     machines=tuple(s.label for s in states),
                     waiting=waiting,
@@ -223,7 +224,7 @@ class _LineFeed:
         return out
 
     def order_view(self, track: OrderTrack, minutes_at: dict[str, float] | None = None) -> OrderView:
-        names = {st.id: st.spec.name or st.id for st in self.line.stations}
+        names = self.names
         if track.completed is not None:
             status = "done" if track.on_time else "late"
         elif track.position or track.finished:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +14,6 @@ from simline.scenario.loader import load_scenario
 
 T = TypeVar("T")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "dashboard"
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 
 class LiveDashboard:
@@ -77,17 +75,9 @@ class LiveDashboard:
         return self.url.split("?")[0]
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the live loop and return its result."""
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(run)
-        return future.result(10)
+        """Run ``fn(*args)`` on the live loop and return its result (through the dashboard's own bridge)."""
+        assert self.app is not None
+        return self.app.adapters[0].bridge.call(fn, *args)  # type: ignore[no-any-return]
 
     def sim_minutes(self) -> float:
         """The simulated time now."""
@@ -124,12 +114,3 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

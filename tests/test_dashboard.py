@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from dashboard_support import SCENARIOS, LiveDashboard, console_errors, free_port, screenshot, wait_until
+from dashboard_support import LiveDashboard, console_errors, screenshot, wait_until
+from mqtt_support import SCENARIOS, free_port
 
 QUICKSTART = SCENARIOS / "quickstart.yaml"
 TIMEOUT = 30.0
