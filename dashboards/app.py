@@ -20,7 +20,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboards import kiosk, views
 from dashboards.bridge import Bridge
-from dashboards.feed import Feed, Snapshot
+from dashboards.feed import Feed, OrderView, Snapshot
 from dashboards.live_figures import money_figure, telemetry_figure
 from dashboards.payload import snapshot_data
 
@@ -128,6 +128,10 @@ def create_app(feed: Feed, bridge: Bridge, info: PageInfo) -> Dash:
                 raise PreventUpdate
             return cache.get("money", snap.seq, lambda: money_figure(snap.money))  # type: ignore[arg-type]
 
+    def orders_of(order_id: str) -> tuple[OrderView, ...]:
+        """An order in every line, read from the loop once per snapshot however many pages follow it."""
+        return cache.get(("order", order_id), feed.latest.seq, lambda: bridge.order(order_id))  # type: ignore[no-any-return]
+
     @app.callback(Output("followed", "children"), Input("tick", "n_intervals"), Input("url", "search"))
     def followed(_: int | None, search: str | None) -> Any:
         order_id = views.query(search, "order")
@@ -136,8 +140,7 @@ def create_app(feed: Feed, bridge: Bridge, info: PageInfo) -> Dash:
             if dash.ctx.triggered_id == "tick":
                 raise PreventUpdate  # the hint is shown already
             return html.Div("Click an order to follow it.", className="hint")
-        orders = cache.get(("order", order_id), snap.seq, lambda: bridge.order(order_id))
-        return views.order_card(orders, info.labels, snap.sim_minutes)
+        return views.order_card(orders_of(order_id), info.labels, snap.sim_minutes)
 
     @app.callback(
         Output("telemetry-graph", "figure"), Input("telemetry-tick", "n_intervals"), Input("telemetry-station", "value")
@@ -180,7 +183,7 @@ def create_app(feed: Feed, bridge: Bridge, info: PageInfo) -> Dash:
         outcome = bridge.command(action, station, machine, speed if action == "speed" else minutes)
         return html.Span(outcome.message, className="ok" if outcome.ok else "error")
 
-    kiosk.register(app, feed, bridge, info)
+    kiosk.register(app, feed, bridge, info, orders_of)
     return app
 
 

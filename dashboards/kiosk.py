@@ -7,6 +7,7 @@ other entry point, so a forged request gets a clear refusal and the line keeps r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dash import ALL, Dash, Input, Output, State, dcc, html, no_update
@@ -14,7 +15,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboards import views
 from dashboards.bridge import Bridge
-from dashboards.feed import Feed
+from dashboards.feed import Feed, OrderView
 
 if TYPE_CHECKING:
     from dashboards.app import PageInfo
@@ -71,8 +72,10 @@ def option_fields(info: PageInfo, family: str | None) -> list[html.Div]:
     ]
 
 
-def register(app: Dash, feed: Feed, bridge: Bridge, info: PageInfo) -> None:
-    """Add the kiosk's callbacks to ``app``."""
+def register(
+    app: Dash, feed: Feed, bridge: Bridge, info: PageInfo, orders_of: Callable[[str], tuple[OrderView, ...]]
+) -> None:
+    """Add the kiosk's callbacks to ``app`` (``orders_of``: an order in every line, shared with the big screen)."""
 
     @app.callback(Output("kiosk-options", "children"), Input("kiosk-family", "value"))
     def options(family: str | None) -> list[html.Div]:
@@ -102,5 +105,4 @@ def register(app: Dash, feed: Feed, bridge: Bridge, info: PageInfo) -> None:
         order_id = views.query(search, "order")
         if not order_id:
             return None
-        orders = bridge.order(order_id)
-        return views.order_card(orders, info.labels, feed.latest.sim_minutes)
+        return views.order_card(orders_of(order_id), info.labels, feed.latest.sim_minutes)
